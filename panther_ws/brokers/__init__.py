@@ -1,0 +1,5 @@
+"""Brokers carry sends, closes and group messages between worker processes."""
+
+from panther_ws.brokers.base import Broker, BrokerError, Delivery
+
+__all__ = ["Broker", "BrokerError", "Delivery"]

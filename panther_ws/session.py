@@ -1,0 +1,93 @@
+"""The one session surface shared by the in-memory test client and the network client.
+
+A test body written against :class:`WebsocketSession` runs unchanged against an app in memory
+(``panther_ws_testing``) and against a live server (``panther_ws.client``); the difference
+is only the transport, as with httpx.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Protocol, runtime_checkable
+
+
+class WebsocketError(Exception):
+    """Base class of the session errors."""
+
+
+class WebsocketRejected(WebsocketError):
+    """The server refused the connection before accepting it.
+
+    ``code``/``reason`` are what the app sent in its ``websocket.close`` (None for a denial
+    response or a plain HTTP answer); ``status_code`` is what a client on the wire sees: 403
+    for a close before accept, else the HTTP status of the denial response.
+    """
+
+    def __init__(
+        self,
+        *,
+        status_code: int,
+        code: int | None = None,
+        reason: str | None = None,
+        headers: list[tuple[bytes, bytes]] | None = None,
+        body: bytes = b"",
+    ) -> None:
+        self.status_code = status_code
+        self.code = code
+        self.reason = reason
+        self.headers = headers if headers is not None else []
+        self.body = body
+        if code is not None:
+            detail = f"closed with code {code} before accepting (HTTP {status_code})"
+            if reason:
+                detail += f", reason {reason!r}"
+        else:
+            detail = f"answered HTTP {status_code}"
+            if body:
+                detail += f" with body {body[:80]!r}"
+        super().__init__(f"the server rejected the connection: {detail}")
+
+
+class WebsocketClosed(WebsocketError):
+    """The connection is closed, so the call cannot complete; ``code``/``reason`` say how."""
+
+    def __init__(self, code: int, reason: str = "") -> None:
+        self.code = code
+        self.reason = reason
+        text = f"the websocket is closed (code {code}"
+        text += f", reason {reason!r})" if reason else ")"
+        super().__init__(text)
+
+
+class ReceiveTimeout(WebsocketError, TimeoutError):
+    """Nothing arrived within the timeout; the message says what the session saw so far."""
+
+
+@runtime_checkable
+class WebsocketSession(Protocol):
+    """What every client session offers, in memory or on the network."""
+
+    @property
+    def subprotocol(self) -> str | None: ...
+
+    @property
+    def close_code(self) -> int | None: ...
+
+    @property
+    def close_reason(self) -> str | None: ...
+
+    async def send(self, data: Any) -> None: ...
+
+    async def receive(self, *, timeout: float | None = None) -> str | bytes: ...
+
+    async def receive_text(self, *, timeout: float | None = None) -> str: ...
+
+    async def receive_bytes(self, *, timeout: float | None = None) -> bytes: ...
+
+    async def receive_json(self, *, timeout: float | None = None) -> Any: ...
+
+    async def close(self, code: int = 1000, reason: str = "") -> None: ...
+
+    async def wait_closed(self, *, timeout: float | None = None) -> tuple[int, str]: ...
+
+    def __aiter__(self) -> AsyncIterator[str | bytes]: ...
