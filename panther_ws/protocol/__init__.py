@@ -1,5 +1,33 @@
 """The sans-IO WebSocket core: bytes in, events out; calls in, bytes out. No I/O, no loop."""
 
+from panther_ws.protocol.client import ClientConnection
+from panther_ws.protocol.connection import DEFAULT_MAX_MESSAGE_SIZE, Connection, ConnectionState
+from panther_ws.protocol.events import (
+    Accepted,
+    Closed,
+    Event,
+    Message,
+    Ping,
+    Pong,
+    Rejected,
+    Request,
+)
 from panther_ws.protocol.exceptions import ProtocolError
+from panther_ws.protocol.server import ServerConnection
 
-__all__ = ["ProtocolError"]
+__all__ = [
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "Accepted",
+    "ClientConnection",
+    "Closed",
+    "Connection",
+    "ConnectionState",
+    "Event",
+    "Message",
+    "Ping",
+    "Pong",
+    "ProtocolError",
+    "Rejected",
+    "Request",
+    "ServerConnection",
+]

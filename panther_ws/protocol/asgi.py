@@ -1,8 +1,9 @@
 """The ASGI bridge: hosts an ASGI app's ``websocket`` scope on the sans-IO core.
 
-Also the single place that knows what an ASGI app is allowed to send and when; the test
-harness and the reference server both check every app message here, so a spec violation reads
-the same everywhere.
+Still sans-IO: it builds scopes and translates messages; the server that embeds it does the
+I/O and runs the app. Also the single place that knows what an ASGI app is allowed to send and
+when; the test harness and the reference server both check every app message here, so a spec
+violation reads the same everywhere.
 """
 
 from __future__ import annotations
@@ -10,7 +11,11 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote
 
+from panther_ws.protocol.connection import ConnectionState
+from panther_ws.protocol.events import Closed, Event, Message, Request
+from panther_ws.protocol.server import ServerConnection
 from panther_ws.status import is_sendable_close_code
 
 MAX_CLOSE_REASON_BYTES = 123
@@ -179,3 +184,121 @@ def _check_headers(message_type: str, headers: object) -> None:
             f"{message_type!r} has headers {headers!r:.80}; they must be an iterable of "
             "[name, value] byte pairs"
         )
+
+
+class ClientDisconnected(OSError):
+    """The app sent data after the client had gone (ASGI spec: sends then raise)."""
+
+
+def build_scope(
+    request: Request,
+    *,
+    client: tuple[str, int] | None = None,
+    server: tuple[str, int] | None = None,
+    scheme: str = "ws",
+    root_path: str = "",
+) -> dict[str, Any]:
+    """The ASGI ``websocket`` connection scope for a completed upgrade request."""
+    raw_path = request.path.encode("latin-1", errors="replace")
+    return {
+        "type": "websocket",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "scheme": scheme,
+        "path": unquote(request.path),
+        "raw_path": raw_path,
+        "root_path": root_path,
+        "query_string": request.query_string,
+        "headers": [(name.lower(), value) for name, value in request.headers],
+        "subprotocols": list(request.subprotocols),
+        "client": list(client) if client is not None else None,
+        "server": list(server) if server is not None else None,
+        "extensions": {"websocket.http.response": {}},
+        "state": {},
+    }
+
+
+class ASGIConnectionBridge:
+    """Hosts one ASGI websocket session on a :class:`ServerConnection`.
+
+    The server's byte pump owns the I/O; this object only translates. Give the app
+    :meth:`connect_message` first, then :meth:`receive_message_for` each core event (``None``
+    means the event is not the app's business, such as a ping), and pass every message the
+    app sends to :meth:`apply_app_message`, which validates it and drives the connection.
+    """
+
+    def __init__(
+        self,
+        connection: ServerConnection,
+        request: Request,
+        *,
+        client: tuple[str, int] | None = None,
+        server: tuple[str, int] | None = None,
+        scheme: str = "ws",
+        root_path: str = "",
+    ) -> None:
+        self.connection = connection
+        self.scope = build_scope(
+            request, client=client, server=server, scheme=scheme, root_path=root_path
+        )
+        self._validator = ASGIAppMessageValidator(denial_response=True)
+        self._denial_status = 403
+        self._denial_headers: list[tuple[bytes, bytes]] = []
+        self._denial_body = bytearray()
+
+    @property
+    def finished(self) -> bool:
+        """The app has closed, rejected, or finished its denial response."""
+        return self._validator.finished
+
+    @staticmethod
+    def connect_message() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    @staticmethod
+    def receive_message_for(event: Event) -> dict[str, Any] | None:
+        if isinstance(event, Message):
+            if isinstance(event.data, str):
+                return {"type": "websocket.receive", "text": event.data}
+            return {"type": "websocket.receive", "bytes": event.data}
+        if isinstance(event, Closed):
+            return {"type": "websocket.disconnect", "code": event.code, "reason": event.reason}
+        return None
+
+    def apply_app_message(self, message: Mapping[str, Any]) -> None:
+        """Validate one app message and turn it into core calls (bytes in data_to_send())."""
+        self._validator.check(message)
+        message_type = message["type"]
+        connection = self.connection
+        if message_type == "websocket.accept":
+            if connection.state is not ConnectionState.CONNECTING:
+                raise ClientDisconnected("the client went away before the app accepted")
+            connection.accept(
+                subprotocol=message.get("subprotocol"),
+                headers=[(bytes(k), bytes(v)) for k, v in (message.get("headers") or ())],
+            )
+        elif message_type == "websocket.send":
+            if connection.state is not ConnectionState.OPEN:
+                raise ClientDisconnected(
+                    f"the app sent a message in state {connection.state.value}; "
+                    "the client has disconnected"
+                )
+            text = message.get("text")
+            connection.send(text if text is not None else bytes(message["bytes"]))
+        elif message_type == "websocket.close":
+            if connection.state is ConnectionState.CONNECTING:
+                connection.reject(403)
+            elif connection.state is ConnectionState.OPEN:
+                connection.close(message.get("code") or 1000, message.get("reason") or "")
+        elif message_type == "websocket.http.response.start":
+            self._denial_status = message["status"]
+            self._denial_headers = [(bytes(k), bytes(v)) for k, v in message.get("headers") or ()]
+        else:  # websocket.http.response.body
+            self._denial_body += message.get("body", b"")
+            if (
+                not message.get("more_body", False)
+                and connection.state is ConnectionState.CONNECTING
+            ):
+                connection.reject(
+                    self._denial_status, self._denial_headers, bytes(self._denial_body)
+                )

@@ -1,0 +1,228 @@
+"""What both ends of a WebSocket share: the open-connection state machine over wsproto.
+
+wsproto parses and serializes frames; this layer adds what wsproto leaves to its caller:
+whole messages under a size limit, automatic pongs, a completed close handshake, one
+``Closed`` event per connection, and a single exception type for every misuse.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Iterator
+
+from wsproto.connection import Connection as _FrameConnection
+from wsproto.connection import ConnectionState as _FrameState
+from wsproto.events import BytesMessage, CloseConnection, TextMessage
+from wsproto.events import Ping as _WsprotoPing
+from wsproto.events import Pong as _WsprotoPong
+from wsproto.frame_protocol import CloseReason
+
+from panther_ws.protocol.events import Closed, Event, Message, Ping, Pong
+from panther_ws.protocol.exceptions import ProtocolError
+from panther_ws.status import is_sendable_close_code
+
+DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
+MAX_CLOSE_REASON_BYTES = 123
+MAX_CONTROL_PAYLOAD = 125
+
+
+class ConnectionState(enum.Enum):
+    """Where a connection is in its life; every method says which states allow it."""
+
+    CONNECTING = "CONNECTING"
+    OPEN = "OPEN"
+    CLOSING = "CLOSING"
+    CLOSED = "CLOSED"
+
+
+class Connection:
+    """Base of :class:`ServerConnection` and :class:`ClientConnection`; not built directly."""
+
+    def __init__(self, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
+        if max_message_size <= 0:
+            raise ValueError(f"max_message_size must be positive, got {max_message_size}")
+        self.max_message_size = max_message_size
+        self.state = ConnectionState.CONNECTING
+        self.close_code: int | None = None
+        self.close_reason: str | None = None
+        self._frames: _FrameConnection | None = None
+        self._outgoing = bytearray()
+        self._events: deque[Event] = deque()
+        self._fragments: list[str | bytes] = []
+        self._fragments_size = 0
+        self._closed_reported = False
+
+    # -- the byte pump's side -------------------------------------------------------------
+
+    def receive_data(self, data: bytes | None) -> None:
+        """Feed bytes read from the peer; ``None`` means the peer closed the stream (EOF)."""
+        if self.state is ConnectionState.CLOSED:
+            if not data:
+                return
+            raise ProtocolError(
+                f"receive_data() got {len(data)} bytes in state CLOSED; "
+                "nothing may be read after the connection is closed"
+            )
+        if self.state is ConnectionState.CONNECTING:
+            self._receive_handshake_data(data)
+            return
+        if data is None:
+            self._end(CloseReason.ABNORMAL_CLOSURE, "")
+            return
+        assert self._frames is not None
+        self._frames.receive_data(data)
+        self._process_frames()
+
+    def events(self) -> Iterator[Event]:
+        """Yield the events the received bytes produced, in order, each once."""
+        while self._events:
+            yield self._events.popleft()
+
+    def data_to_send(self) -> bytes:
+        """Drain and return the bytes that should be written to the peer."""
+        data = bytes(self._outgoing)
+        self._outgoing.clear()
+        return data
+
+    # -- the application's side -----------------------------------------------------------
+
+    def send(self, data: str | bytes) -> None:
+        """Queue one whole message: ``str`` as a text frame, ``bytes`` as a binary frame."""
+        frames = self._require_open("send()")
+        if not isinstance(data, str | bytes | bytearray | memoryview):
+            raise ProtocolError(
+                f"send() takes str or bytes, got {type(data).__name__}; "
+                "serialize other values first"
+            )
+        if isinstance(data, str):
+            self._outgoing += frames.send(TextMessage(data=data))
+        else:
+            self._outgoing += frames.send(BytesMessage(data=bytes(data)))
+
+    def ping(self, payload: bytes = b"") -> None:
+        """Queue a ping; the peer's pong arrives as a :class:`Pong` event."""
+        frames = self._require_open("ping()")
+        if len(payload) > MAX_CONTROL_PAYLOAD:
+            raise ProtocolError(
+                f"ping() payload is {len(payload)} bytes; a control frame holds at most "
+                f"{MAX_CONTROL_PAYLOAD}"
+            )
+        self._outgoing += frames.send(_WsprotoPing(payload=bytes(payload)))
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake; the connection is CLOSED when the peer answers."""
+        frames = self._require_open("close()")
+        if not is_sendable_close_code(code):
+            raise ProtocolError(
+                f"close() got code {code}, which an endpoint may not send; "
+                "use 1000-1003, 1007-1014 or 3000-4999"
+            )
+        if len(reason.encode("utf-8")) > MAX_CLOSE_REASON_BYTES:
+            raise ProtocolError(
+                f"close() reason is {len(reason.encode('utf-8'))} UTF-8 bytes; "
+                f"a close frame holds at most {MAX_CLOSE_REASON_BYTES}"
+            )
+        self._outgoing += frames.send(CloseConnection(code=code, reason=reason))
+        self._record_close(code, reason)
+        self.state = ConnectionState.CLOSING
+
+    # -- subclasses -----------------------------------------------------------------------
+
+    def _receive_handshake_data(self, data: bytes | None) -> None:
+        raise NotImplementedError
+
+    def _open(self, frames: _FrameConnection, trailing_data: bytes = b"") -> None:
+        """Handshake done: from now on bytes are frames."""
+        self._frames = frames
+        self.state = ConnectionState.OPEN
+        if trailing_data:
+            frames.receive_data(trailing_data)
+        self._process_frames()
+
+    def _require_open(self, call: str) -> _FrameConnection:
+        if self.state is not ConnectionState.OPEN or self._frames is None:
+            raise ProtocolError(f"{call} cannot be called in state {self.state.value}")
+        return self._frames
+
+    # -- frames to events -----------------------------------------------------------------
+
+    def _process_frames(self) -> None:
+        assert self._frames is not None
+        for event in self._frames.events():
+            if isinstance(event, TextMessage | BytesMessage):
+                self._on_data(event.data, event.message_finished)
+            elif isinstance(event, _WsprotoPing):
+                if self.state is ConnectionState.OPEN:
+                    self._outgoing += self._frames.send(event.response())
+                self._events.append(Ping(bytes(event.payload)))
+            elif isinstance(event, _WsprotoPong):
+                self._events.append(Pong(bytes(event.payload)))
+            elif isinstance(event, CloseConnection):
+                self._on_close(event.code, event.reason or "")
+            if self.state is ConnectionState.CLOSED:
+                return
+
+    def _on_data(self, data: str | bytes | bytearray, finished: bool) -> None:
+        if self.state is not ConnectionState.OPEN:
+            return  # RFC 6455 5.5.1: data after our close frame is discarded.
+        size = self._fragments_size + len(data)
+        if size > self.max_message_size:
+            self._fail(
+                CloseReason.MESSAGE_TOO_BIG,
+                f"message of at least {size} bytes exceeds the limit of {self.max_message_size}",
+            )
+            return
+        if finished and not self._fragments:
+            self._events.append(Message(bytes(data) if isinstance(data, bytearray) else data))
+            return
+        self._fragments.append(bytes(data) if isinstance(data, bytearray) else data)
+        self._fragments_size = size
+        if finished:
+            fragments, self._fragments, self._fragments_size = self._fragments, [], 0
+            if isinstance(fragments[0], str):
+                self._events.append(Message("".join(fragments)))  # type: ignore[arg-type]
+            else:
+                self._events.append(Message(b"".join(fragments)))  # type: ignore[arg-type]
+
+    def _on_close(self, code: int, reason: str) -> None:
+        assert self._frames is not None
+        if self._frames.state in (_FrameState.OPEN, _FrameState.LOCAL_CLOSING):
+            # wsproto reports its own parse failures as a CloseConnection without a state
+            # change (a real close frame moves it on): the peer broke the protocol.
+            self._fail(code, reason)
+            return
+        self._fragments, self._fragments_size = [], 0
+        if self.state is ConnectionState.OPEN:
+            # The peer started the closing handshake: echo its code (RFC 6455 5.5.1);
+            # wsproto answers a close without a code with 1000.
+            self._outgoing += self._frames.send(CloseConnection(code=int(code)))
+            self._record_close(int(code), reason)
+        self._end(self.close_code or int(code), self.close_reason or "")
+
+    def _fail(self, code: int, reason: str) -> None:
+        """Fail the connection (RFC 6455 7.1.7): send a close frame and stop reading."""
+        assert self._frames is not None
+        if self.state is ConnectionState.OPEN:
+            reason = _truncate_reason(reason)
+            self._outgoing += self._frames.send(CloseConnection(code=int(code), reason=reason))
+            self._record_close(int(code), reason)
+        self._end(self.close_code or int(code), self.close_reason or "")
+
+    def _record_close(self, code: int, reason: str) -> None:
+        if self.close_code is None:
+            self.close_code, self.close_reason = code, reason
+
+    def _end(self, code: int, reason: str) -> None:
+        self._record_close(int(code), reason)
+        self.state = ConnectionState.CLOSED
+        self._fragments, self._fragments_size = [], 0
+        if not self._closed_reported:
+            self._closed_reported = True
+            assert self.close_code is not None
+            self._events.append(Closed(self.close_code, self.close_reason or ""))
+
+
+def _truncate_reason(reason: str) -> str:
+    encoded = reason.encode("utf-8")[:MAX_CLOSE_REASON_BYTES]
+    return encoded.decode("utf-8", errors="ignore")

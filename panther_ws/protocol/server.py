@@ -1,0 +1,166 @@
+"""The server end: parses the upgrade request, then lets the caller accept or reject it."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import NoReturn
+
+from wsproto.connection import ConnectionType
+from wsproto.events import AcceptConnection, RejectConnection, RejectData
+from wsproto.events import Request as _WsprotoRequest
+from wsproto.extensions import Extension, PerMessageDeflate
+from wsproto.handshake import H11Handshake
+from wsproto.utilities import RemoteProtocolError
+
+from panther_ws.protocol.connection import DEFAULT_MAX_MESSAGE_SIZE, Connection, ConnectionState
+from panther_ws.protocol.events import Headers, Request
+from panther_ws.protocol.exceptions import ProtocolError
+
+HeaderPairs = tuple[tuple[bytes, bytes], ...] | list[tuple[bytes, bytes]]
+
+_BAD_REQUEST = (
+    b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\n"
+    b"content-length: 11\r\nconnection: close\r\n\r\nBad Request"
+)
+
+
+class ServerConnection(Connection):
+    """One WebSocket connection as seen by a server.
+
+    Feed it the bytes of the client's upgrade request; a :class:`Request` event appears once
+    the request is complete and valid, then call :meth:`accept` or :meth:`reject`. An invalid
+    request raises :class:`ProtocolError` with an HTTP 400 (or 426 for a wrong
+    ``Sec-WebSocket-Version``) already queued in :meth:`data_to_send`.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        permessage_deflate: bool = True,
+    ) -> None:
+        super().__init__(max_message_size=max_message_size)
+        self.permessage_deflate = permessage_deflate
+        self._handshake = H11Handshake(ConnectionType.SERVER)
+        self._request: _WsprotoRequest | None = None
+
+    def accept(self, subprotocol: str | None = None, headers: HeaderPairs = ()) -> None:
+        """Answer the upgrade with 101; the connection is OPEN."""
+        request = self._require_request("accept()")
+        if subprotocol is not None and subprotocol not in request.subprotocols:
+            raise ProtocolError(
+                f"accept() got subprotocol {subprotocol!r}, which the client did not offer "
+                f"(it offered {list(request.subprotocols)!r})"
+            )
+        offered_deflate = any(
+            offer.split(";")[0].strip() == PerMessageDeflate.name
+            for offer in request.extensions
+            if isinstance(offer, str)
+        )
+        extensions: list[Extension] = (
+            [PerMessageDeflate()] if self.permessage_deflate and offered_deflate else []
+        )
+        self._outgoing += self._handshake.send(
+            AcceptConnection(
+                subprotocol=subprotocol,
+                extra_headers=[(bytes(name), bytes(value)) for name, value in headers],
+                extensions=extensions,
+            )
+        )
+        frames = self._handshake.connection
+        assert frames is not None
+        # wsproto does not hand the bytes that followed the request to the new frame
+        # connection on the server side; a client may pipeline frames right after it.
+        trailing, _ = self._handshake._h11_connection.trailing_data
+        self._open(frames, bytes(trailing))
+
+    def reject(self, status_code: int = 403, headers: HeaderPairs = (), body: bytes = b"") -> None:
+        """Answer the upgrade with a plain HTTP response; the connection is CLOSED."""
+        self._require_request("reject()")
+        if not 100 <= status_code <= 599 or status_code == 101:
+            raise ProtocolError(f"reject() got status code {status_code}; use 100-599 except 101")
+        response_headers = [(bytes(name), bytes(value)) for name, value in headers]
+        if body and not any(name.lower() == b"content-length" for name, _ in response_headers):
+            response_headers.append((b"content-length", str(len(body)).encode()))
+        try:
+            self._outgoing += self._handshake.send(
+                RejectConnection(
+                    status_code=status_code, headers=response_headers, has_body=bool(body)
+                )
+            )
+            if body:
+                self._outgoing += self._handshake.send(
+                    RejectData(data=bytes(body), body_finished=True)
+                )
+        except Exception as exc:  # h11 refuses malformed headers with its own errors
+            raise ProtocolError(f"reject() could not build the response: {exc}") from exc
+        self.state = ConnectionState.CLOSED
+
+    def _require_request(self, call: str) -> _WsprotoRequest:
+        if self.state is not ConnectionState.CONNECTING or self._request is None:
+            waiting = " (no Request event yet)" if self.state is ConnectionState.CONNECTING else ""
+            raise ProtocolError(f"{call} cannot be called in state {self.state.value}{waiting}")
+        return self._request
+
+    def _receive_handshake_data(self, data: bytes | None) -> None:
+        if self._request is not None:
+            # Bytes after the request are frames the client sent before our answer: h11
+            # keeps them as trailing data for accept().
+            if data is None:
+                self._end(1006, "")
+            else:
+                self._handshake.receive_data(data)
+            return
+        try:
+            self._handshake.receive_data(data)
+            events = list(self._handshake.events())
+        except RemoteProtocolError as exc:
+            self._refuse(exc, str(exc))
+        except Exception as exc:  # e.g. a Host header that is not valid IDNA
+            self._refuse(None, f"bad upgrade request: {exc}")
+        for event in events:
+            if isinstance(event, _WsprotoRequest):
+                self._on_request(event)
+        if data is None and self._request is None:
+            self._end(1006, "")
+
+    def _on_request(self, request: _WsprotoRequest) -> None:
+        headers = dict(request.extra_headers)
+        key = headers.get(b"sec-websocket-key", b"")
+        try:
+            valid_key = len(base64.b64decode(key, validate=True)) == 16
+        except (binascii.Error, ValueError):
+            valid_key = False
+        if not valid_key:
+            self._refuse(None, f"Sec-WebSocket-Key {key[:40]!r} is not 16 bytes in base64")
+        self._request = request
+        target = request.target
+        path, _, query = target.partition("?")
+        all_headers: Headers = ((b"host", request.host.encode("utf-8")),)
+        all_headers += tuple(request.extra_headers)
+        if request.subprotocols:
+            all_headers += ((b"sec-websocket-protocol", ", ".join(request.subprotocols).encode()),)
+        if request.extensions:
+            offers = ", ".join(str(offer) for offer in request.extensions)
+            all_headers += ((b"sec-websocket-extensions", offers.encode()),)
+        self._events.append(
+            Request(
+                path=path,
+                query_string=query.encode("latin-1"),
+                headers=all_headers,
+                subprotocols=tuple(request.subprotocols),
+            )
+        )
+
+    def _refuse(self, exc: RemoteProtocolError | None, message: str) -> NoReturn:
+        hint = exc.event_hint if exc is not None else None
+        response = _BAD_REQUEST
+        if isinstance(hint, RejectConnection):
+            try:
+                response = self._handshake.send(hint)
+            except Exception:  # h11 may already be in its error state
+                response = _BAD_REQUEST
+        self._outgoing += response
+        self.state = ConnectionState.CLOSED
+        raise ProtocolError(f"invalid upgrade request: {message}") from exc
