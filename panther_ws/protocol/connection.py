@@ -87,18 +87,29 @@ class Connection:
 
     # -- the application's side -----------------------------------------------------------
 
-    def send(self, data: str | bytes) -> None:
-        """Queue one whole message: ``str`` as a text frame, ``bytes`` as a binary frame."""
+    def send(self, data: str | bytes, *, fragment_size: int | None = None) -> None:
+        """Queue one whole message: ``str`` as a text frame, ``bytes`` as a binary frame.
+
+        ``fragment_size`` splits the payload over several frames of at most that many
+        characters (text) or bytes (binary), as a peer with small buffers would.
+        """
         frames = self._require_open("send()")
         if not isinstance(data, str | bytes | bytearray | memoryview):
             raise ProtocolError(
                 f"send() takes str or bytes, got {type(data).__name__}; "
                 "serialize other values first"
             )
-        if isinstance(data, str):
-            self._outgoing += frames.send(TextMessage(data=data))
-        else:
-            self._outgoing += frames.send(BytesMessage(data=bytes(data)))
+        payload = data if isinstance(data, str) else bytes(data)
+        if fragment_size is not None and fragment_size <= 0:
+            raise ProtocolError(f"send() got fragment_size {fragment_size}; it must be positive")
+        step = fragment_size or len(payload) or 1
+        for start in range(0, max(len(payload), 1), step):
+            part = payload[start : start + step]
+            finished = start + step >= len(payload)
+            if isinstance(part, str):
+                self._outgoing += frames.send(TextMessage(data=part, message_finished=finished))
+            else:
+                self._outgoing += frames.send(BytesMessage(data=part, message_finished=finished))
 
     def ping(self, payload: bytes = b"") -> None:
         """Queue a ping; the peer's pong arrives as a :class:`Pong` event."""

@@ -1,0 +1,508 @@
+"""``WebsocketTestClient``: drive any ASGI app's websockets in memory, with every wait bounded.
+
+The client plays the ASGI server: it runs the app's lifespan, opens sessions, and behaves
+towards the app as uvicorn would (a ``websocket.disconnect`` after the app closes or
+rejects, ``ClientDisconnected`` for a send after the client left). The session plays the
+client, with the same surface as the network client (:class:`WebsocketSession`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping, Sequence
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import anyio
+import anyio.abc
+import orjson
+
+from panther_ws.protocol import DEFAULT_MAX_MESSAGE_SIZE
+from panther_ws.protocol.asgi import ASGIProtocolError, build_scope
+from panther_ws.protocol.events import Accepted, Closed, Event, Message, Request
+from panther_ws.session import ReceiveTimeout, WebsocketClosed, WebsocketRejected
+from panther_ws_testing._links import DirectLink, Link, Rejection, WireLink
+
+ASGIMessage = MutableMapping[str, Any]
+ASGIApp = Callable[
+    [
+        MutableMapping[str, Any],
+        Callable[[], Awaitable[ASGIMessage]],
+        Callable[[ASGIMessage], Awaitable[None]],
+    ],
+    Awaitable[None],
+]
+HeadersArg = Mapping[str, str] | Sequence[tuple[str | bytes, str | bytes]] | None
+
+_client_ports = itertools.count(50000)
+
+
+class _Mailbox:
+    """A queue for one consumer: a deque plus a wake-up event created only when waiting.
+
+    Cheaper than a memory object stream per message, which matters: the harness's own
+    overhead is what a test suite full of round trips pays for.
+    """
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: deque[Any] = deque()
+        self._waiter: anyio.Event | None = None
+
+    def put(self, item: Any) -> None:
+        self._items.append(item)
+        if self._waiter is not None:
+            self._waiter.set()
+            self._waiter = None
+
+    def wake(self) -> None:
+        if self._waiter is not None:
+            self._waiter.set()
+            self._waiter = None
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def peek(self) -> Any:
+        return self._items[0]
+
+    def pop(self) -> Any:
+        return self._items.popleft()
+
+    async def wait(self) -> None:
+        """Wait until something is put or :meth:`wake` is called."""
+        if self._waiter is None:
+            self._waiter = anyio.Event()
+        await self._waiter.wait()
+
+
+class WebsocketTestSession:
+    """One websocket connection to the app under test, seen from the client side."""
+
+    def __init__(
+        self,
+        client: WebsocketTestClient,
+        path: str,
+        *,
+        headers: HeadersArg,
+        query_params: Mapping[str, Any] | None,
+        subprotocols: Sequence[str] | None,
+    ) -> None:
+        self._client = client
+        self._timeout = client.timeout
+        self.accepted = False
+        self.subprotocol: str | None = None
+        self.response_headers: list[tuple[bytes, bytes]] = []
+        self.close_code: int | None = None
+        self.close_reason: str | None = None
+        self.transcript: list[tuple[str, dict[str, Any]]] = []
+        self._inbox = _Mailbox()  # what the client receives: core events
+        self._app_inbox = _Mailbox()  # what the app's receive() returns: ASGI messages
+        self._app_done = anyio.Event()
+        self._app_error: BaseException | None = None
+        self._error_raised = False
+        self._closed_event: Closed | None = None
+
+        path = "/" + path.lstrip("/")
+        path_only, _, query = path.partition("?")
+        query_string = query
+        if query_params:
+            query_string = "&".join(part for part in (query, urlencode(query_params)) if part)
+        header_pairs = _normalize_headers(headers)
+        raw_path = quote(path_only, safe="/%:@!$&'()*+,;=-._~")
+        target = raw_path + (f"?{query_string}" if query_string else "")
+        client_addr = ("127.0.0.1", next(_client_ports))
+        server_addr = ("testserver", 80)
+        if client.wire:
+            self._link: Link = WireLink(
+                self._to_app,
+                self._to_client,
+                host="testserver",
+                path=target,
+                headers=header_pairs,
+                subprotocols=list(subprotocols or ()),
+                fragment_size=client.fragment_size,
+                max_message_size=client.max_message_size,
+                scope_extras={"client": client_addr, "server": server_addr},
+            )
+            self._scope: dict[str, Any] = {}
+        else:
+            self._link = DirectLink(self._to_app, self._to_client)
+            request_headers = [(b"host", b"testserver"), *header_pairs]
+            if subprotocols:
+                request_headers.append(
+                    (b"sec-websocket-protocol", ", ".join(subprotocols).encode())
+                )
+            request = Request(
+                path=raw_path,
+                query_string=query_string.encode("latin-1"),
+                headers=tuple(request_headers),
+                subprotocols=tuple(subprotocols or ()),
+            )
+            self._scope = build_scope(request, client=client_addr, server=server_addr)
+        self._path = path
+
+    # -- the app's side of the link ---------------------------------------------------------
+
+    def _to_app(self, message: dict[str, Any]) -> None:
+        self.transcript.append(("client", message))
+        self._app_inbox.put(message)
+
+    def _to_client(self, event: Event) -> None:
+        if isinstance(event, Accepted | Message | Closed | Rejection):
+            self._inbox.put(event)
+
+    async def _app_receive(self) -> ASGIMessage:
+        while not self._app_inbox:
+            await self._app_inbox.wait()
+        message: ASGIMessage = self._app_inbox.pop()
+        if message["type"] == "websocket.disconnect":
+            self._app_inbox.put(message)  # every later receive() sees the disconnect too
+        return message
+
+    async def _app_send(self, message: ASGIMessage) -> None:
+        self.transcript.append(("app", dict(message)))
+        self._link.app_send(message)
+        await anyio.lowlevel.checkpoint()
+
+    async def _run_app(self) -> None:
+        try:
+            await self._client.app(self._scope, self._app_receive, self._app_send)
+        except Exception as exc:
+            self._app_error = exc
+            if not isinstance(exc, ASGIProtocolError) and not self._client.raise_app_exceptions:
+                self._fail_like_a_server()
+        finally:
+            self._app_done.set()
+            self._inbox.wake()
+
+    def _fail_like_a_server(self) -> None:
+        # What a client on the wire sees when the app crashes: HTTP 500 before accept,
+        # a 1011 close after it.
+        if self.accepted:
+            self._inbox.put(Closed(1011, ""))
+        else:
+            self._inbox.put(Rejection(500))
+
+    # -- opening -------------------------------------------------------------------------
+
+    async def _open(self, task_group: anyio.abc.TaskGroup) -> None:
+        if isinstance(self._link, WireLink):
+            self._scope = self._link.connect()
+        self._scope["state"] = dict(self._client.lifespan_state)
+        if isinstance(self._link, DirectLink):
+            self._link.connect()
+        task_group.start_soon(self._run_app)
+        event = await self._next_event(self._timeout, waiting_for="the app to accept")
+        if isinstance(event, Accepted):
+            self.accepted = True
+            self.subprotocol = event.subprotocol
+            self.response_headers = list(event.headers)
+            return
+        self._raise_app_error()
+        if isinstance(event, Rejection):
+            self.close_code, self.close_reason = event.code, event.reason
+            raise WebsocketRejected(
+                status_code=event.status_code,
+                code=event.code,
+                reason=event.reason,
+                headers=event.headers,
+                body=event.body,
+            )
+        # The app returned without accepting or closing: servers answer HTTP 500.
+        raise WebsocketRejected(status_code=500)
+
+    # -- waiting -------------------------------------------------------------------------
+
+    async def _next_event(self, timeout: float | None, *, waiting_for: str) -> Event:
+        """The next event for the client; raises the app's error or ReceiveTimeout."""
+        if not self._inbox:
+            limit = self._timeout if timeout is None else timeout
+            with anyio.move_on_after(limit if limit is not None else math.inf):
+                while not self._inbox and not self._app_done.is_set():
+                    await self._inbox.wait()
+            if not self._inbox:
+                self._raise_app_error()
+                if self._app_done.is_set():
+                    # The app returned without closing: a server drops the socket.
+                    self._inbox.put(Closed(1006, ""))
+                    return await self._next_event(timeout, waiting_for=waiting_for)
+                raise ReceiveTimeout(
+                    f"waited {limit} s for {waiting_for} on {self._path!r}, "
+                    f"but nothing arrived. {self._describe()}"
+                )
+        event: Event = self._inbox.peek()
+        if isinstance(event, Closed):
+            self._record_close(event)
+        else:
+            self._inbox.pop()
+        return event
+
+    def _record_close(self, event: Closed) -> None:
+        if self._closed_event is None:
+            self._closed_event = event
+            self.close_code, self.close_reason = event.code, event.reason
+
+    def _describe(self) -> str:
+        if not self.transcript:
+            return "The app has not received or sent anything."
+        lines = [f"  {who:>6} -> {_short(message)}" for who, message in self.transcript[-20:]]
+        return "Transcript so far:\n" + "\n".join(lines)
+
+    def _raise_app_error(self) -> None:
+        error = self._app_error
+        if error is None or self._error_raised:
+            return
+        if self._client.raise_app_exceptions or isinstance(error, ASGIProtocolError):
+            self._error_raised = True
+            raise error
+
+    # -- the session surface -------------------------------------------------------------
+
+    async def send(self, data: Any) -> None:
+        """Send ``str`` as text, ``bytes`` as binary, anything else as compact JSON text."""
+        self._raise_app_error()
+        if self._closed_event is not None or self._link.client_closed:
+            code = self.close_code if self.close_code is not None else 1000
+            raise WebsocketClosed(code, self.close_reason or "")
+        if not isinstance(data, str | bytes):
+            data = orjson.dumps(data).decode()
+        self._link.client_send(data)
+        await anyio.lowlevel.checkpoint()
+
+    async def receive(self, *, timeout: float | None = None) -> str | bytes:
+        event = await self._next_event(timeout, waiting_for="a message")
+        if isinstance(event, Message):
+            return event.data
+        assert isinstance(event, Closed)
+        self._raise_app_error()
+        raise WebsocketClosed(event.code, event.reason)
+
+    async def receive_text(self, *, timeout: float | None = None) -> str:
+        data = await self.receive(timeout=timeout)
+        if not isinstance(data, str):
+            raise TypeError(f"expected a text message, received binary {data[:60]!r}")
+        return data
+
+    async def receive_bytes(self, *, timeout: float | None = None) -> bytes:
+        data = await self.receive(timeout=timeout)
+        if not isinstance(data, bytes):
+            raise TypeError(f"expected a binary message, received text {data[:60]!r}")
+        return data
+
+    async def receive_json(self, *, timeout: float | None = None) -> Any:
+        data = await self.receive(timeout=timeout)
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise ValueError(f"expected a JSON message, received {data[:60]!r}") from exc
+
+    async def wait_closed(self, *, timeout: float | None = None) -> tuple[int, str]:
+        """Wait for the app to close the connection; returns its ``(code, reason)``."""
+        while self._closed_event is None:
+            event = await self._next_event(timeout, waiting_for="the app to close")
+            if isinstance(event, Message):
+                continue
+        self._raise_app_error()
+        return self._closed_event.code, self._closed_event.reason
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close from the client side; returns once the app has finished handling it."""
+        if self._closed_event is None and not self._link.client_closed:
+            self._link.client_close(code, reason)
+            self._record_close(Closed(code, reason))
+        await self._wait_for_app()
+
+    async def _wait_for_app(self) -> None:
+        with anyio.move_on_after(self._timeout if self._timeout is not None else math.inf):
+            await self._app_done.wait()
+        if not self._app_done.is_set():
+            raise ReceiveTimeout(
+                f"the app was still running {self._timeout} s after the websocket on "
+                f"{self._path!r} closed; its receive() returns websocket.disconnect, so it "
+                f"should return. {self._describe()}"
+            )
+        self._raise_app_error()
+
+    def __aiter__(self) -> AsyncIterator[str | bytes]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[str | bytes]:
+        while True:
+            try:
+                yield await self.receive()
+            except WebsocketClosed as closed:
+                if closed.code in (1000, 1001):
+                    return
+                raise
+
+
+class WebsocketTestClient:
+    """Tests an ASGI app's websockets in memory; ``async with`` runs the app's lifespan.
+
+    ``timeout`` bounds every wait (None: unbounded); ``wire=True`` sends everything as real
+    frames through the core (``fragment_size`` splits client messages into small frames).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp | Any,
+        *,
+        raise_app_exceptions: bool = True,
+        timeout: float | None = 5.0,
+        wire: bool = False,
+        fragment_size: int | None = None,
+        max_message_size: int = 16 * DEFAULT_MAX_MESSAGE_SIZE,
+        lifespan: bool = True,
+    ) -> None:
+        self.app: ASGIApp = app
+        self.raise_app_exceptions = raise_app_exceptions
+        self.timeout = timeout
+        self.wire = wire
+        self.fragment_size = fragment_size
+        self.max_message_size = max_message_size
+        self.lifespan_state: dict[str, Any] = {}
+        self._use_lifespan = lifespan
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._lifespan_inbox = _Mailbox()
+        self._lifespan_replies = _Mailbox()
+        self._lifespan_done = anyio.Event()
+        self._lifespan_error: BaseException | None = None
+        self._lifespan_supported = False
+
+    async def __aenter__(self) -> WebsocketTestClient:
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
+        if self._use_lifespan:
+            try:
+                await self._startup()
+            except BaseException:
+                self._task_group.cancel_scope.cancel()
+                await self._task_group.__aexit__(None, None, None)
+                raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        assert self._task_group is not None
+        try:
+            if self._lifespan_supported and exc is None:
+                await self._shutdown()
+        finally:
+            self._task_group.cancel_scope.cancel()
+            await self._task_group.__aexit__(None, None, None)
+
+    # -- lifespan ------------------------------------------------------------------------
+
+    async def _run_lifespan(self) -> None:
+        scope = {
+            "type": "lifespan",
+            "asgi": {"version": "3.0", "spec_version": "2.4"},
+            "state": self.lifespan_state,
+        }
+
+        async def receive() -> ASGIMessage:
+            while not self._lifespan_inbox:
+                await self._lifespan_inbox.wait()
+            message: ASGIMessage = self._lifespan_inbox.pop()
+            return message
+
+        async def send(message: ASGIMessage) -> None:
+            self._lifespan_replies.put(message)
+
+        try:
+            await self.app(scope, receive, send)
+        except Exception as exc:
+            self._lifespan_error = exc
+        finally:
+            self._lifespan_done.set()
+            self._lifespan_replies.wake()
+
+    async def _lifespan_step(self, phase: str) -> None:
+        self._lifespan_inbox.put({"type": f"lifespan.{phase}"})
+        with anyio.move_on_after(self.timeout if self.timeout is not None else math.inf):
+            while not self._lifespan_replies and not self._lifespan_done.is_set():
+                await self._lifespan_replies.wait()
+        if self._lifespan_replies:
+            reply = self._lifespan_replies.pop()
+            if reply["type"] == f"lifespan.{phase}.complete":
+                return
+            if reply["type"] == f"lifespan.{phase}.failed":
+                raise RuntimeError(
+                    f"the app's lifespan {phase} failed: {reply.get('message', '')!r}"
+                )
+            raise ASGIProtocolError(f"the app answered lifespan.{phase} with {reply!r}")
+        if self._lifespan_error is not None:
+            raise self._lifespan_error
+        if self._lifespan_done.is_set():
+            if phase == "startup":
+                return  # returned without answering: no lifespan support, as uvicorn reads it
+            raise RuntimeError("the app's lifespan returned before completing shutdown")
+        raise ReceiveTimeout(f"the app did not answer lifespan.{phase} within {self.timeout} s")
+
+    async def _startup(self) -> None:
+        assert self._task_group is not None
+        self._task_group.start_soon(self._run_lifespan)
+        await self._lifespan_step("startup")
+        self._lifespan_supported = not self._lifespan_done.is_set()
+
+    async def _shutdown(self) -> None:
+        await self._lifespan_step("shutdown")
+
+    # -- sessions ------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def connect(
+        self,
+        path: str,
+        headers: HeadersArg = None,
+        query_params: Mapping[str, Any] | None = None,
+        subprotocols: Sequence[str] | None = None,
+    ) -> AsyncIterator[WebsocketTestSession]:
+        """Open a websocket to ``path``; raises :class:`WebsocketRejected` if refused."""
+        if self._task_group is None:
+            raise RuntimeError("use 'async with WebsocketTestClient(app) as client:' first")
+        session = WebsocketTestSession(
+            self, path, headers=headers, query_params=query_params, subprotocols=subprotocols
+        )
+        # Errors are raised after the task group has exited, so a test sees the app's own
+        # exception type rather than an ExceptionGroup (the app task itself never raises).
+        error: BaseException | None = None
+        async with anyio.create_task_group() as task_group:
+            try:
+                await session._open(task_group)
+                try:
+                    yield session
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await session.close()
+            except BaseException as exc:
+                error = exc
+            task_group.cancel_scope.cancel()
+        if error is not None:
+            raise error
+
+
+def _normalize_headers(headers: HeadersArg) -> list[tuple[bytes, bytes]]:
+    if not headers:
+        return []
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    return [(_to_bytes(name).lower(), _to_bytes(value)) for name, value in items]
+
+
+def _to_bytes(value: str | bytes) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode("latin-1")
+
+
+def _short(message: Mapping[str, Any]) -> str:
+    text = ", ".join(f"{key}={value!r:.60}" for key, value in message.items())
+    return "{" + text + "}"

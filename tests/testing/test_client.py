@@ -1,0 +1,159 @@
+"""WebsocketTestClient against a plain ASGI app, in direct and wire mode, asyncio and trio."""
+
+from __future__ import annotations
+
+import pytest
+
+from panther_ws.protocol.asgi import ASGIProtocolError
+from panther_ws_testing import (
+    ReceiveTimeout,
+    WebsocketClosed,
+    WebsocketRejected,
+    WebsocketTestClient,
+)
+from tests.testing.apps import echo_app
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=[False, True], ids=["direct", "wire"])
+def wire(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
+
+async def test_echo_text_bytes_and_json(wire: bool) -> None:
+    async with WebsocketTestClient(echo_app, wire=wire) as client:
+        async with client.connect("/echo") as ws:
+            await ws.send("hi")
+            assert await ws.receive_text() == "hi"
+            await ws.send(b"\x00" * 70_000)
+            assert await ws.receive_bytes() == b"\x00" * 70_000
+            await ws.send({"detail": ("ok", None)})
+            assert await ws.receive_json() == {"detail": ["ok", None]}
+
+
+async def test_accept_details_are_visible(wire: bool) -> None:
+    async with WebsocketTestClient(echo_app, wire=wire) as client:
+        async with client.connect("/echo", subprotocols=["chat", "v2"]) as ws:
+            assert ws.accepted
+            assert ws.subprotocol == "chat"
+            assert (b"x-path", b"/echo") in ws.response_headers
+
+
+async def test_scope_has_query_headers_and_lifespan_state(wire: bool) -> None:
+    async with (
+        WebsocketTestClient(echo_app, wire=wire) as client,
+        client.connect("/scope", headers={"X-Token": "abc"}, query_params={"page": 2}) as ws,
+    ):
+        assert await ws.receive_text() == repr((b"page=2", b"abc", {"started": True}))
+
+
+async def test_close_before_accept_is_rejected_with_403(wire: bool) -> None:
+    async with WebsocketTestClient(echo_app, wire=wire) as client:
+        with pytest.raises(WebsocketRejected) as rejected:
+            async with client.connect("/reject"):
+                pass
+    assert (rejected.value.status_code, rejected.value.code) == (403, 1008)
+    assert rejected.value.reason == "go away"
+
+
+async def test_denial_response_reaches_the_test(wire: bool) -> None:
+    async with WebsocketTestClient(echo_app, wire=wire) as client:
+        with pytest.raises(WebsocketRejected) as rejected:
+            async with client.connect("/deny"):
+                pass
+    assert rejected.value.status_code == 401
+    assert rejected.value.code is None
+    assert rejected.value.body == b"no token"
+    assert (b"x-why", b"token") in rejected.value.headers
+
+
+async def test_server_initiated_close_without_sleep(wire: bool) -> None:
+    async with WebsocketTestClient(echo_app, wire=wire) as client:
+        async with client.connect("/kick") as ws:
+            assert await ws.wait_closed() == (4001, "kicked")
+            assert (ws.close_code, ws.close_reason) == (4001, "kicked")
+            with pytest.raises(WebsocketClosed) as closed:
+                await ws.receive()
+            assert closed.value.code == 4001
+
+
+async def test_close_returns_after_the_app_handled_the_disconnect(wire: bool) -> None:
+    async with WebsocketTestClient(echo_app, wire=wire) as client:
+        async with client.connect("/echo") as ws:
+            await ws.close(4002, "done")
+            state = ws._scope["state"]
+            assert state["disconnects"] == [4002]
+            with pytest.raises(WebsocketClosed):
+                await ws.send("late")
+
+
+async def test_a_silent_app_times_out_with_the_transcript(wire: bool) -> None:
+    async with WebsocketTestClient(echo_app, wire=wire, timeout=0.2) as client:
+        with pytest.raises(ReceiveTimeout, match="the app to accept"):
+            async with client.connect("/silent"):
+                pass
+
+
+async def test_receive_timeout_shows_what_the_session_saw(wire: bool) -> None:
+    async with WebsocketTestClient(echo_app, wire=wire) as client:
+        async with client.connect("/echo") as ws:
+            await ws.send("one")
+            await ws.receive()
+            with pytest.raises(ReceiveTimeout) as timeout:
+                await ws.receive(timeout=0.05)
+            assert "'one'" in str(timeout.value)
+            assert "websocket.accept" in str(timeout.value)
+
+
+async def test_app_exception_keeps_its_type(wire: bool) -> None:
+    async with WebsocketTestClient(echo_app, wire=wire) as client:
+        with pytest.raises(KeyError, match="crashed in receive"):
+            async with client.connect("/echo") as ws:
+                await ws.send("crash")
+                await ws.receive()
+        with pytest.raises(LookupError, match="crashed before accept"):
+            async with client.connect("/crash-before-accept"):
+                pass
+
+
+async def test_app_exception_hidden_looks_like_a_server(wire: bool) -> None:
+    async with WebsocketTestClient(echo_app, wire=wire, raise_app_exceptions=False) as client:
+        async with client.connect("/echo") as ws:
+            await ws.send("crash")
+            assert await ws.wait_closed() == (1011, "")
+        with pytest.raises(WebsocketRejected) as rejected:
+            async with client.connect("/crash-before-accept"):
+                pass
+        assert rejected.value.status_code == 500
+
+
+async def test_asgi_violation_is_reported_in_both_modes(wire: bool) -> None:
+    for raise_app_exceptions in (True, False):
+        async with WebsocketTestClient(
+            echo_app, wire=wire, raise_app_exceptions=raise_app_exceptions
+        ) as client:
+            with pytest.raises(ASGIProtocolError, match="1005"):
+                async with client.connect("/echo") as ws:
+                    await ws.send("bad-close")
+                    await ws.receive()
+
+
+async def test_many_sessions_at_once_keep_their_own_scope(wire: bool) -> None:
+    async with WebsocketTestClient(echo_app, wire=wire) as client:
+        async with client.connect("/a") as a, client.connect("/b") as b:
+            assert (b"x-path", b"/a") in a.response_headers
+            assert (b"x-path", b"/b") in b.response_headers
+            await b.send("to b")
+            await a.send("to a")
+            assert await a.receive() == "to a"
+            assert await b.receive() == "to b"
+
+
+async def test_async_for_raises_on_an_abnormal_close(wire: bool) -> None:
+    # As in the websockets library: 1000/1001 end the loop, any other code is an error.
+    async with WebsocketTestClient(echo_app, wire=wire) as client:
+        async with client.connect("/kick") as ws:
+            with pytest.raises(WebsocketClosed, match="4001"):
+                async for _ in ws:
+                    pass
