@@ -1,5 +1,19 @@
 """Panther-style WebSockets on a sans-IO core over wsproto."""
 
 from panther_ws import status
+from panther_ws.app import (
+    App,
+    close_websocket_connection,
+    send_message_to_group,
+    send_message_to_websocket,
+)
+from panther_ws.websocket import GenericWebsocket
 
-__all__ = ["status"]
+__all__ = [
+    "App",
+    "GenericWebsocket",
+    "close_websocket_connection",
+    "send_message_to_group",
+    "send_message_to_websocket",
+    "status",
+]

@@ -44,9 +44,7 @@ class Broker(ABC):
     """Moves deliveries between workers. Implementations: Memory, Redis, Manager."""
 
     @abstractmethod
-    def attach(
-        self, worker_id: str, deliver: DeliveryHandler
-    ) -> AbstractAsyncContextManager[None]:
+    def attach(self, worker_id: str, deliver: DeliveryHandler) -> AbstractAsyncContextManager[None]:
         """Register a worker for as long as the context is open.
 
         While inside, deliveries published to ``worker_id``, or to a group this worker has

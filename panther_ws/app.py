@@ -1,0 +1,475 @@
+"""``App``: the ASGI application that routes websockets to ``GenericWebsocket`` classes.
+
+One App is one *worker*: it holds its live connections in a registry and reaches other
+workers' connections through its broker. Module-level ``send_message_to_websocket`` & co. act
+on the App of the calling handler, else on the App most recently started in this process.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from contextlib import AsyncExitStack
+from typing import Any
+
+import anyio
+
+from panther_ws import status
+from panther_ws.brokers.base import WORKER_ID_LENGTH, Broker, Delivery
+from panther_ws.brokers.memory import MemoryBroker
+from panther_ws.connections import ConnectionRegistry
+from panther_ws.converters import ConnectSignature, PathVariableError
+from panther_ws.routing import Router, URLConfigurationError
+from panther_ws.websocket import GenericWebsocket, encode_outgoing
+
+logger = logging.getLogger("panther_ws")
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
+
+_current_app: contextvars.ContextVar[App] = contextvars.ContextVar("panther_ws_app")
+_latest_app: App | None = None
+
+
+class App:
+    """An ASGI app serving the websocket endpoints of ``urls``.
+
+    ``fallback`` receives every non-websocket scope (HTTP, and lifespan too), so an App can
+    front a Starlette, FastAPI or Panther HTTP app. ``max_message_size`` is applied to
+    incoming messages: a larger one closes the connection with 1009.
+    """
+
+    def __init__(
+        self,
+        urls: Mapping[str, Any],
+        *,
+        broker: Broker | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        fallback: ASGIApp | None = None,
+    ) -> None:
+        global _latest_app
+        self.router = Router(urls, endpoint_base=GenericWebsocket)
+        self._signatures: dict[type[Any], ConnectSignature] = {}
+        for pattern, endpoint in self.router.patterns.items():
+            signature = ConnectSignature.of(endpoint.connect)
+            for name in _pattern_variables(pattern):
+                if not signature.accepts(name):
+                    raise URLConfigurationError(
+                        f"URL pattern {pattern!r} has <{name}>, but "
+                        f"{endpoint.__name__}.connect() has no parameter {name!r} "
+                        "(add it, or **kwargs)"
+                    )
+            self._signatures[endpoint] = signature
+        self.broker: Broker = broker if broker is not None else MemoryBroker()
+        self.max_message_size = max_message_size
+        self.fallback = fallback
+        self.worker_id = secrets.token_hex(WORKER_ID_LENGTH // 2)
+        self.registry = ConnectionRegistry()
+        self._broker_stack: AsyncExitStack | None = None
+        _latest_app = self
+
+    # -- ASGI ------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope_type = scope["type"]
+        if scope_type == "websocket":
+            await self._serve_websocket(scope, receive, send)
+        elif scope_type == "lifespan":
+            await self._serve_lifespan(scope, receive, send)
+        elif self.fallback is not None:
+            await self.fallback(scope, receive, send)
+        elif scope_type == "http":
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 404,
+                    "headers": [(b"content-type", b"text/plain")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b"Not Found"})
+
+    # -- lifespan --------------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        """Attach to the broker; the App becomes the default of the module functions."""
+        global _latest_app
+        _latest_app = self
+        if self._broker_stack is None:
+            stack = AsyncExitStack()
+            await stack.enter_async_context(self.broker.attach(self.worker_id, self._deliver))
+            self._broker_stack = stack
+
+    async def shutdown(self) -> None:
+        """Close every live connection with 1001, then detach from the broker."""
+        for connection in self.registry.connections():
+            try:
+                await connection.close(status.WS_1001_GOING_AWAY, "server shutting down")
+            except OSError:
+                pass  # the client went away already
+        if self._broker_stack is not None:
+            stack, self._broker_stack = self._broker_stack, None
+            await stack.aclose()
+
+    async def _serve_lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.fallback is None:
+            await _run_lifespan(receive, send, self.startup, self.shutdown)
+            return
+        await _LifespanRelay(self, scope, receive, send).run()
+
+    # -- websockets ------------------------------------------------------------------------
+
+    async def _serve_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._broker_stack is None:
+            if getattr(self.broker, "needs_listener", True):
+                raise RuntimeError(
+                    f"{type(self.broker).__name__} needs the ASGI lifespan to start its "
+                    "listener; run the server with lifespan enabled"
+                )
+            await self.startup()
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return  # the client left before connecting
+        route = self.router.resolve(scope["path"])
+        if route is None:
+            await _reject(send, f"no route for {scope['path']!r}")
+            return
+        signature = self._signatures[route.endpoint]
+        try:
+            path_variables = signature.convert(route.path_variables)
+        except PathVariableError as exc:
+            await _reject(send, str(exc))
+            return
+        connection: GenericWebsocket = route.endpoint(scope, send, self, path_variables)
+        token = _current_app.set(self)
+        try:
+            if not await self._admit(connection, send):
+                return
+            await connection.connect(**path_variables)
+            if not connection.is_connected:
+                if not connection.is_rejected:
+                    await connection.close(status.WS_1000_NORMAL_CLOSURE, "")
+                return
+            await self._converse(connection, receive)
+        except BaseException:
+            await self._fail(connection)
+            raise
+        finally:
+            _current_app.reset(token)
+            await self._forget(connection)
+
+    async def _admit(self, connection: GenericWebsocket, send: Send) -> bool:
+        """Run auth and permissions; reject with 1008 naming the cause."""
+        endpoint = type(connection)
+        if endpoint.auth is not None:
+            try:
+                connection.user = await _call(endpoint.auth, connection)
+            except Exception as exc:
+                connection.is_rejected = True
+                await _reject(send, _short_reason(f"authentication failed: {exc}"))
+                return False
+        permissions = endpoint.permissions
+        if permissions and not isinstance(permissions, list | tuple):
+            permissions = [permissions]
+        for permission in permissions or ():
+            if not await _call(permission, connection):
+                connection.is_rejected = True
+                name = getattr(permission, "__name__", type(permission).__name__)
+                await _reject(send, _short_reason(f"permission denied: {name}"))
+                return False
+        return True
+
+    async def _converse(self, connection: GenericWebsocket, receive: Receive) -> None:
+        code, reason = status.WS_1006_ABNORMAL_CLOSURE, ""
+        while True:
+            message = await receive()
+            message_type = message["type"]
+            if message_type == "websocket.receive":
+                text = message.get("text")
+                data = text if text is not None else message.get("bytes") or b""
+                if len(data) > self.max_message_size:
+                    await connection.close(status.WS_1009_MESSAGE_TOO_BIG, "message too big")
+                    continue
+                await connection.receive(data)
+            elif message_type == "websocket.disconnect":
+                code = message.get("code", status.WS_1005_NO_STATUS_RCVD)
+                reason = message.get("reason") or ""
+                break
+        connection.is_connected = False
+        await connection.disconnect(code, reason)
+
+    async def _fail(self, connection: GenericWebsocket) -> None:
+        """A hook raised: close with 1011 and let disconnect() know, once."""
+        with anyio.CancelScope(shield=True):
+            was_connected = connection.is_connected
+            connection.is_connected = False
+            try:
+                await connection.close(status.WS_1011_INTERNAL_ERROR, "")
+            except Exception:
+                pass  # the client is gone or the server refuses: the error below matters more
+            if was_connected:
+                try:
+                    await connection.disconnect(status.WS_1011_INTERNAL_ERROR, "")
+                except Exception:
+                    logger.exception(
+                        "disconnect() of %r raised while handling an error", connection
+                    )
+
+    def _register(self, connection: GenericWebsocket) -> None:
+        self.registry.register(connection)
+
+    async def _forget(self, connection: GenericWebsocket) -> None:
+        if connection.connection_id is None:
+            return
+        for group in self.registry.forget(connection.connection_id):
+            with anyio.CancelScope(shield=True):
+                await self.broker.leave_group(self.worker_id, group)
+
+    async def _join_group(self, connection: GenericWebsocket, group: str) -> None:
+        if connection.connection_id is None:
+            raise RuntimeError("join_group() needs an accepted connection; call accept() first")
+        if self.registry.join(connection, group):
+            await self.broker.join_group(self.worker_id, group)
+
+    async def _leave_group(self, connection: GenericWebsocket, group: str) -> None:
+        if connection.connection_id is not None and self.registry.leave(
+            connection.connection_id, group
+        ):
+            await self.broker.leave_group(self.worker_id, group)
+
+    # -- reaching connections from anywhere ----------------------------------------------
+
+    async def send_message_to_websocket(self, connection_id: str, data: Any) -> bool:
+        """Send to a connection of any worker.
+
+        Local: True if it was delivered, False if no such connection is live here. Another
+        worker's connection: True once the broker has published it (delivery to a connection
+        that has just gone cannot be confirmed).
+        """
+        if connection_id.startswith(self.worker_id):
+            connection = self.registry.get(connection_id)
+            if connection is None:
+                return False
+            await connection.send(data)
+            return True
+        worker_id = connection_id[:WORKER_ID_LENGTH]
+        await self.broker.publish_to_worker(
+            worker_id, Delivery("send", connection_id=connection_id, data=data)
+        )
+        return True
+
+    async def close_websocket_connection(
+        self, connection_id: str, code: int = status.WS_1000_NORMAL_CLOSURE, reason: str = ""
+    ) -> bool:
+        """Close a connection of any worker; returns as :meth:`send_message_to_websocket`."""
+        if connection_id.startswith(self.worker_id):
+            connection = self.registry.get(connection_id)
+            if connection is None:
+                return False
+            await connection.close(code, reason)
+            return True
+        await self.broker.publish_to_worker(
+            connection_id[:WORKER_ID_LENGTH],
+            Delivery("close", connection_id=connection_id, code=code, reason=reason),
+        )
+        return True
+
+    async def send_message_to_group(self, group: str, data: Any) -> None:
+        """Send to every member of ``group`` on every worker: one broker publish."""
+        if self._broker_stack is None and not getattr(self.broker, "needs_listener", True):
+            await self.startup()
+        await self.broker.publish_to_group(group, Delivery("send", group=group, data=data))
+
+    async def _deliver(self, delivery: Delivery) -> None:
+        """Called by the broker for deliveries addressed to this worker."""
+        if delivery.group is not None:
+            message = encode_outgoing(delivery.data)
+            for member in self.registry.members(delivery.group):
+                try:
+                    await member._asgi_send(message)
+                except OSError:
+                    pass  # that member just left; the others still get the message
+            return
+        if delivery.connection_id is None:
+            return
+        connection = self.registry.get(delivery.connection_id)
+        if connection is None:
+            return
+        try:
+            if delivery.action == "close":
+                await connection.close(delivery.code, delivery.reason)
+            else:
+                await connection.send(delivery.data)
+        except OSError:
+            pass  # the connection went away between lookup and send
+
+
+def _resolve_app() -> App:
+    app = _current_app.get(None) or _latest_app
+    if app is None:
+        raise RuntimeError(
+            "no panther_ws App exists in this process; create one (App(urls)) first, "
+            "or call app.send_message_to_websocket(...) on it"
+        )
+    return app
+
+
+async def send_message_to_websocket(connection_id: str, data: Any) -> bool:
+    """Send ``data`` to ``connection_id`` through the current App (see :class:`App`)."""
+    return await _resolve_app().send_message_to_websocket(connection_id, data)
+
+
+async def close_websocket_connection(
+    connection_id: str, code: int = status.WS_1000_NORMAL_CLOSURE, reason: str = ""
+) -> bool:
+    """Close ``connection_id`` through the current App."""
+    return await _resolve_app().close_websocket_connection(connection_id, code, reason)
+
+
+async def send_message_to_group(group: str, data: Any) -> None:
+    """Send ``data`` to every member of ``group`` through the current App."""
+    await _resolve_app().send_message_to_group(group, data)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+async def _reject(send: Send, reason: str) -> None:
+    await send(
+        {"type": "websocket.close", "code": status.WS_1008_POLICY_VIOLATION, "reason": reason}
+    )
+
+
+def _short_reason(reason: str) -> str:
+    encoded = reason.encode("utf-8")
+    if len(encoded) <= 123:
+        return reason
+    return encoded[:120].decode("utf-8", errors="ignore") + "..."
+
+
+async def _call(hook: Any, connection: GenericWebsocket) -> Any:
+    if isinstance(hook, type):
+        hook = hook()
+    result = hook(connection)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+def _pattern_variables(pattern: str) -> list[str]:
+    return [
+        segment[1:-1]
+        for segment in pattern.split("/")
+        if segment.startswith("<") and segment.endswith(">")
+    ]
+
+
+async def _run_lifespan(
+    receive: Receive,
+    send: Send,
+    startup: Callable[[], Awaitable[None]],
+    shutdown: Callable[[], Awaitable[None]],
+) -> None:
+    message = await receive()
+    if message["type"] != "lifespan.startup":
+        return
+    try:
+        await startup()
+    except Exception as exc:
+        logger.exception("startup failed")
+        await send({"type": "lifespan.startup.failed", "message": repr(exc)})
+        return
+    await send({"type": "lifespan.startup.complete"})
+    message = await receive()
+    try:
+        await shutdown()
+    except Exception as exc:
+        logger.exception("shutdown failed")
+        await send({"type": "lifespan.shutdown.failed", "message": repr(exc)})
+        return
+    await send({"type": "lifespan.shutdown.complete"})
+
+
+class _LifespanRelay:
+    """Runs the App's lifespan and forwards it to the fallback app, in one task group.
+
+    The fallback answers startup first (its resources are ready before our connections),
+    and shuts down after our connections are closed.
+    """
+
+    def __init__(self, app: App, scope: Scope, receive: Receive, send: Send) -> None:
+        self.app, self.scope, self.receive, self.send = app, scope, receive, send
+        self._to_fallback: list[dict[str, Any]] = []
+        self._from_fallback: list[MutableMapping[str, Any]] = []
+        self._fallback_changed = anyio.Event()
+        self._fallback_wants = anyio.Event()
+        self._fallback_done = False
+
+    async def run(self) -> None:
+        message = await self.receive()
+        if message["type"] != "lifespan.startup":
+            return
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(self._run_fallback)
+            fallback_failed = await self._forward("startup")
+            if fallback_failed is not None:
+                await self.send({"type": "lifespan.startup.failed", "message": fallback_failed})
+                task_group.cancel_scope.cancel()
+                return
+            try:
+                await self.app.startup()
+            except Exception as exc:
+                await self.send({"type": "lifespan.startup.failed", "message": repr(exc)})
+                task_group.cancel_scope.cancel()
+                return
+            await self.send({"type": "lifespan.startup.complete"})
+            await self.receive()
+            await self.app.shutdown()
+            fallback_failed = await self._forward("shutdown")
+            if fallback_failed is not None:
+                await self.send({"type": "lifespan.shutdown.failed", "message": fallback_failed})
+            else:
+                await self.send({"type": "lifespan.shutdown.complete"})
+            task_group.cancel_scope.cancel()
+
+    async def _forward(self, phase: str) -> str | None:
+        """Pass one lifespan event to the fallback; its failure message, or None."""
+        if self._fallback_done:
+            return None
+        self._to_fallback.append({"type": f"lifespan.{phase}"})
+        self._fallback_wants.set()
+        while not self._from_fallback and not self._fallback_done:
+            self._fallback_changed = anyio.Event()
+            await self._fallback_changed.wait()
+        if not self._from_fallback:
+            return None  # the fallback returned: it does not support lifespan
+        reply = self._from_fallback.pop(0)
+        if reply["type"].endswith(".failed"):
+            return str(reply.get("message", ""))
+        return None
+
+    async def _run_fallback(self) -> None:
+        async def receive() -> MutableMapping[str, Any]:
+            while not self._to_fallback:
+                self._fallback_wants = anyio.Event()
+                await self._fallback_wants.wait()
+            return self._to_fallback.pop(0)
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            self._from_fallback.append(message)
+            self._fallback_changed.set()
+
+        assert self.app.fallback is not None
+        try:
+            await self.app.fallback(self.scope, receive, send)
+        except Exception:
+            logger.debug("the fallback app does not support lifespan", exc_info=True)
+        finally:
+            self._fallback_done = True
+            self._fallback_changed.set()
