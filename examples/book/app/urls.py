@@ -1,0 +1,5 @@
+from app.websockets import BookWebsocket
+
+urls = {
+    "ws/book/": BookWebsocket,
+}
