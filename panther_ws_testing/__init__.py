@@ -2,9 +2,13 @@
 
 from panther_ws.session import ReceiveTimeout, WebsocketClosed, WebsocketRejected
 from panther_ws_testing.client import WebsocketTestClient, WebsocketTestSession
+from panther_ws_testing.compat import WebsocketClient
+from panther_ws_testing.sync import SyncWebsocketTestClient
 
 __all__ = [
     "ReceiveTimeout",
+    "SyncWebsocketTestClient",
+    "WebsocketClient",
     "WebsocketClosed",
     "WebsocketRejected",
     "WebsocketTestClient",

@@ -1,0 +1,220 @@
+"""``ASGIWebsocketTransport``: an httpx transport for users who already test with httpx-ws.
+
+``httpx_ws.aconnect_ws(url, client)`` upgrades through it: the request becomes real bytes for
+a :class:`ServerConnection`, the app runs behind the core's ASGI bridge, and httpx-ws gets a
+network stream of real frames. Each connection gets its own scope and its own app task (the
+bug of sharing one between concurrent connections cannot happen), a close without a reason
+is fine, and the app's exception reaches the test with its own type. Plain HTTP requests go
+to the app through ``httpx.ASGITransport``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from types import TracebackType
+from typing import Any
+
+import anyio
+import anyio.abc
+import httpx
+
+from panther_ws.protocol import ConnectionState, ProtocolError, ServerConnection
+from panther_ws.protocol.asgi import ASGIConnectionBridge
+from panther_ws.protocol.events import Request
+
+
+class _AppStream:
+    """The network stream httpx-ws reads and writes: the server side of one connection."""
+
+    def __init__(self, app: Any, bridge: ASGIConnectionBridge, timeout: float | None) -> None:
+        self._app = app
+        self._bridge = bridge
+        self._server = bridge.connection
+        self._timeout = math.inf if timeout is None else timeout
+        self._to_app: deque[dict[str, Any]] = deque([bridge.connect_message()])
+        self._app_wakeup = anyio.Event()
+        self._outgoing = bytearray()
+        self._reader_wakeup = anyio.Event()
+        self.app_done = anyio.Event()
+        self.app_error: BaseException | None = None
+
+    async def run_app(self) -> None:
+        try:
+            await self._app(self._bridge.scope, self._receive, self._send)
+        except Exception as exc:
+            self.app_error = exc
+            if self._server.state is ConnectionState.OPEN:
+                self._server.close(1011, "")
+                self._flush()
+        finally:
+            self.app_done.set()
+            self._reader_wakeup.set()
+
+    async def _receive(self) -> dict[str, Any]:
+        while not self._to_app:
+            self._app_wakeup = anyio.Event()
+            await self._app_wakeup.wait()
+        message = self._to_app.popleft()
+        if message["type"] == "websocket.disconnect":
+            self._to_app.append(message)
+        return message
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        self._bridge.apply_app_message(message)
+        self._flush()
+
+    def _flush(self) -> None:
+        data = self._server.data_to_send()
+        if data:
+            self._outgoing += data
+            self._reader_wakeup.set()
+
+    async def wait_for_handshake(self) -> bytes:
+        """The server's answer to the upgrade (101 or a refusal), once the app decided."""
+        with anyio.move_on_after(self._timeout):
+            while not self._outgoing and not self.app_done.is_set():
+                self._reader_wakeup = anyio.Event()
+                await self._reader_wakeup.wait()
+        self.raise_app_error()
+        if not self._outgoing:
+            raise TimeoutError(f"the app did not accept or reject within {self._timeout} s")
+        head, separator, rest = bytes(self._outgoing).partition(b"\r\n\r\n")
+        self._outgoing = bytearray(rest)
+        return head + separator
+
+    def raise_app_error(self) -> None:
+        error, self.app_error = self.app_error, None
+        if error is not None:
+            raise error
+
+    # -- httpcore's AsyncNetworkStream surface ---------------------------------------------
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        while not self._outgoing and not self.app_done.is_set():
+            self._reader_wakeup = anyio.Event()
+            await self._reader_wakeup.wait()
+        data = bytes(self._outgoing[:max_bytes])
+        del self._outgoing[:max_bytes]
+        return data
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        try:
+            self._server.receive_data(buffer)
+        except ProtocolError:
+            return  # bytes after the close: the client's problem, as on a real socket
+        for event in self._server.events():
+            message = self._bridge.receive_message_for(event)
+            if message is not None:
+                self._to_app.append(message)
+                self._app_wakeup.set()
+        self._flush()
+
+    async def aclose(self) -> None:
+        if self._server.state is not ConnectionState.CLOSED:
+            self._server.receive_data(None)
+            await self.write(b"")
+        with anyio.move_on_after(self._timeout):
+            await self.app_done.wait()
+        self.raise_app_error()
+
+    def get_extra_info(self, info: str) -> Any:
+        return None
+
+
+class ASGIWebsocketTransport(httpx.AsyncBaseTransport):
+    """An httpx transport that serves websockets (and HTTP) from an ASGI app, in memory.
+
+    Use it as an async context manager, or through ``httpx.AsyncClient(transport=...)``,
+    which enters and exits it with the client.
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        client: tuple[str, int] = ("127.0.0.1", 123),
+        root_path: str = "",
+        timeout: float | None = 5.0,
+    ) -> None:
+        self.app = app
+        self.client = client
+        self.root_path = root_path
+        self.timeout = timeout
+        self._http = httpx.ASGITransport(app=app, root_path=root_path, client=client)
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._streams: list[_AppStream] = []
+
+    async def __aenter__(self) -> ASGIWebsocketTransport:
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        assert self._task_group is not None
+        for stream in self._streams:
+            await stream.aclose()
+        self._task_group.cancel_scope.cancel()
+        await self._task_group.__aexit__(None, None, None)
+        self._task_group = None
+
+    async def aclose(self) -> None:
+        if self._task_group is not None:
+            await self.__aexit__()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.headers.get("upgrade", "").lower() != "websocket":
+            return await self._http.handle_async_request(request)
+        if self._task_group is None:
+            raise RuntimeError(
+                "enter the transport first: 'async with ASGIWebsocketTransport(app) as t:' "
+                "or 'async with httpx.AsyncClient(transport=t)'"
+            )
+        server = ServerConnection()
+        try:
+            server.receive_data(_request_bytes(request))
+        except ProtocolError as exc:
+            return httpx.Response(400, content=str(exc).encode(), request=request)
+        (request_event,) = [event for event in server.events() if isinstance(event, Request)]
+        port = request.url.port or (443 if request.url.scheme in ("https", "wss") else 80)
+        bridge = ASGIConnectionBridge(
+            server,
+            request_event,
+            client=self.client,
+            server=(request.url.host, port),
+            scheme="wss" if request.url.scheme in ("https", "wss") else "ws",
+            root_path=self.root_path,
+        )
+        stream = _AppStream(self.app, bridge, self.timeout)
+        self._streams.append(stream)
+        self._task_group.start_soon(stream.run_app)
+        head = await stream.wait_for_handshake()
+        status, headers = _parse_head(head)
+        if status == 101:
+            return httpx.Response(
+                101, headers=headers, extensions={"network_stream": stream}, request=request
+            )
+        body = await stream.read(1 << 30)
+        return httpx.Response(status, headers=headers, content=body, request=request)
+
+
+def _request_bytes(request: httpx.Request) -> bytes:
+    target = request.url.raw_path
+    lines = [b"GET " + target + b" HTTP/1.1"]
+    lines += [name + b": " + value for name, value in request.headers.raw]
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+def _parse_head(head: bytes) -> tuple[int, list[tuple[bytes, bytes]]]:
+    status_line, *header_lines = head.rstrip(b"\r\n").split(b"\r\n")
+    status = int(status_line.split(b" ", 2)[1])
+    headers = []
+    for line in header_lines:
+        name, _, value = line.partition(b":")
+        headers.append((name.strip(), value.strip()))
+    return status, headers
