@@ -52,6 +52,9 @@ class ClientConnection(Connection):
             raise ProtocolError(f"cannot build the upgrade request for {path!r}: {exc}") from exc
 
     def _receive_handshake_data(self, data: bytes | None) -> None:
+        if data is None and self._rejection is None:  # the server left without answering
+            self._end(1006, "")
+            return
         try:
             self._handshake.receive_data(data)
             events = list(self._handshake.events())

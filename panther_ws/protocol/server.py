@@ -24,6 +24,11 @@ _BAD_REQUEST = (
     b"content-length: 11\r\nconnection: close\r\n\r\nBad Request"
 )
 
+_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n"
+    b"connection: close\r\n\r\n"
+)
+
 
 class ServerConnection(Connection):
     """One WebSocket connection as seen by a server.
@@ -39,9 +44,13 @@ class ServerConnection(Connection):
         *,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         permessage_deflate: bool = True,
+        max_request_size: int = 16 * 1024,
     ) -> None:
         super().__init__(max_message_size=max_message_size)
         self.permessage_deflate = permessage_deflate
+        # h11 bounds only an *incomplete* head; a huge head in one read needs our own cap.
+        self.max_request_size = max_request_size
+        self._request_bytes = 0
         self._handshake = H11Handshake(ConnectionType.SERVER)
         self._request: _WsprotoRequest | None = None
 
@@ -112,6 +121,17 @@ class ServerConnection(Connection):
             else:
                 self._handshake.receive_data(data)
             return
+        if data is None:  # the client left before finishing its request
+            self._end(1006, "")
+            return
+        self._request_bytes += len(data)
+        if self._request_bytes > self.max_request_size:
+            self._outgoing += _TOO_LARGE
+            self.state = ConnectionState.CLOSED
+            raise ProtocolError(
+                f"invalid upgrade request: its head exceeds max_request_size "
+                f"({self.max_request_size} bytes)"
+            )
         try:
             self._handshake.receive_data(data)
             events = list(self._handshake.events())
@@ -122,8 +142,6 @@ class ServerConnection(Connection):
         for event in events:
             if isinstance(event, _WsprotoRequest):
                 self._on_request(event)
-        if data is None and self._request is None:
-            self._end(1006, "")
 
     def _on_request(self, request: _WsprotoRequest) -> None:
         headers = dict(request.extra_headers)
