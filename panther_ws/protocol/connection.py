@@ -52,6 +52,7 @@ class Connection:
         self._fragments: list[str | bytes] = []
         self._fragments_size = 0
         self._closed_reported = False
+        self._eof = False
 
     # -- the byte pump's side -------------------------------------------------------------
 
@@ -68,16 +69,36 @@ class Connection:
             self._receive_handshake_data(data)
             return
         if data is None:
-            self._end(CloseReason.ABNORMAL_CLOSURE, "")
+            # Frames already received still count: Closed(1006) comes after them.
+            self._eof = True
             return
+        if self._eof:
+            raise ProtocolError("receive_data() got bytes after the end of the stream (None)")
         assert self._frames is not None
         self._frames.receive_data(data)
-        self._process_frames()
 
     def events(self) -> Iterator[Event]:
-        """Yield the events the received bytes produced, in order, each once."""
-        while self._events:
-            yield self._events.popleft()
+        """Yield the events the received bytes produced, in order, each once.
+
+        Frames are parsed as the caller iterates, so everything the peer sent *before* a
+        protocol error is reported before the failure, and a server that hands each
+        message to its app before asking for the next event can answer it before failing
+        the connection. Iterate after every ``receive_data()``.
+        """
+        while True:
+            while self._events:
+                yield self._events.popleft()
+            if self._frames is None or self._closed_reported:
+                return
+            for frame_event in self._frames.events():
+                self._on_frame_event(frame_event)
+                if self._events or self.state is ConnectionState.CLOSED:
+                    break
+            else:
+                if self._eof:
+                    self._end(CloseReason.ABNORMAL_CLOSURE, "")
+                    continue
+                return
 
     def data_to_send(self) -> bytes:
         """Drain and return the bytes that should be written to the peer."""
@@ -149,7 +170,6 @@ class Connection:
         self.state = ConnectionState.OPEN
         if trailing_data:
             frames.receive_data(trailing_data)
-        self._process_frames()
 
     def _require_open(self, call: str) -> _FrameConnection:
         if self.state is not ConnectionState.OPEN or self._frames is None:
@@ -158,21 +178,18 @@ class Connection:
 
     # -- frames to events -----------------------------------------------------------------
 
-    def _process_frames(self) -> None:
+    def _on_frame_event(self, event: object) -> None:
         assert self._frames is not None
-        for event in self._frames.events():
-            if isinstance(event, TextMessage | BytesMessage):
-                self._on_data(event.data, event.message_finished)
-            elif isinstance(event, _WsprotoPing):
-                if self.state is ConnectionState.OPEN:
-                    self._outgoing += self._frames.send(event.response())
-                self._events.append(Ping(bytes(event.payload)))
-            elif isinstance(event, _WsprotoPong):
-                self._events.append(Pong(bytes(event.payload)))
-            elif isinstance(event, CloseConnection):
-                self._on_close(event.code, event.reason or "")
-            if self.state is ConnectionState.CLOSED:
-                return
+        if isinstance(event, TextMessage | BytesMessage):
+            self._on_data(event.data, event.message_finished)
+        elif isinstance(event, _WsprotoPing):
+            if self.state is ConnectionState.OPEN:
+                self._outgoing += self._frames.send(event.response())
+            self._events.append(Ping(bytes(event.payload)))
+        elif isinstance(event, _WsprotoPong):
+            self._events.append(Pong(bytes(event.payload)))
+        elif isinstance(event, CloseConnection):
+            self._on_close(event.code, event.reason or "")
 
     def _on_data(self, data: str | bytes | bytearray, finished: bool) -> None:
         if self.state is not ConnectionState.OPEN:

@@ -24,6 +24,11 @@ _BAD_REQUEST = (
     b"content-length: 11\r\nconnection: close\r\n\r\nBad Request"
 )
 
+_UPGRADE_REQUIRED = (
+    b"HTTP/1.1 426 Upgrade Required\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
+    b"sec-websocket-version: 13\r\ncontent-type: text/plain\r\ncontent-length: 34\r\n\r\n"
+    b"This endpoint speaks WebSocket only"
+)
 _TOO_LARGE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n"
     b"connection: close\r\n\r\n"
@@ -174,7 +179,10 @@ class ServerConnection(Connection):
     def _refuse(self, exc: RemoteProtocolError | None, message: str) -> NoReturn:
         hint = exc.event_hint if exc is not None else None
         response = _BAD_REQUEST
-        if isinstance(hint, RejectConnection):
+        if "'Connection: Upgrade'" in message or "'Upgrade: websocket'" in message:
+            # A plain HTTP request: tell the client what this endpoint expects (RFC 7231 6.5.15).
+            response = _UPGRADE_REQUIRED
+        elif isinstance(hint, RejectConnection):
             try:
                 response = self._handshake.send(hint)
             except Exception:  # h11 may already be in its error state

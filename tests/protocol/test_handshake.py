@@ -58,7 +58,7 @@ def test_request_arriving_byte_by_byte() -> None:
         (GOOD.replace(b"dGhlIHNhbXBsZSBub25jZQ==", b"not-base64!") + b"\r\n", b"400"),
         (GOOD.replace(b"dGhlIHNhbXBsZSBub25jZQ==", b"c2hvcnQ=") + b"\r\n", b"400"),
         (GOOD.replace(b"Version: 13", b"Version: 8") + b"\r\n", b"426"),
-        (GOOD.replace(b"Upgrade: websocket\r\n", b"") + b"\r\n", b"400"),
+        (GOOD.replace(b"Upgrade: websocket\r\n", b"") + b"\r\n", b"426"),
         (b"\x16\x03\x01garbage that is not http\r\n\r\n", b"400"),
         (GOOD + b"X-Big: " + b"a" * 70_000 + b"\r\n\r\n", b"431"),
     ],

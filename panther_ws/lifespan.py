@@ -1,0 +1,91 @@
+"""Running an ASGI app's lifespan from the server side, as uvicorn does in "auto" mode."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import anyio
+import anyio.abc
+
+logger = logging.getLogger("panther_ws.lifespan")
+
+ASGIApp = Callable[..., Awaitable[None]]
+
+
+class LifespanError(RuntimeError):
+    """The app reported ``lifespan.startup.failed`` / ``shutdown.failed``, or raised."""
+
+
+class LifespanRunner:
+    """Drives ``lifespan.startup`` / ``lifespan.shutdown`` for an app in a task it owns.
+
+    An app that returns without answering does not support lifespan: that is fine, as in
+    uvicorn. ``state`` is the lifespan state shared with every connection scope.
+    """
+
+    def __init__(self, app: ASGIApp, *, timeout: float | None = 10.0) -> None:
+        self.app = app
+        self.timeout = math.inf if timeout is None else timeout
+        self.state: dict[str, Any] = {}
+        self.supported = False
+        self._inbox: deque[dict[str, Any]] = deque()
+        self._inbox_ready = anyio.Event()
+        self._replies: deque[MutableMapping[str, Any]] = deque()
+        self._replied = anyio.Event()
+        self._done = anyio.Event()
+        self._error: BaseException | None = None
+
+    async def startup(self, task_group: anyio.abc.TaskGroup) -> None:
+        task_group.start_soon(self._run)
+        await self._step("startup")
+        self.supported = not self._done.is_set()
+
+    async def shutdown(self) -> None:
+        if self.supported:
+            await self._step("shutdown")
+
+    async def _run(self) -> None:
+        scope = {
+            "type": "lifespan",
+            "asgi": {"version": "3.0", "spec_version": "2.4"},
+            "state": self.state,
+        }
+        try:
+            await self.app(scope, self._receive, self._send)
+        except Exception as exc:
+            self._error = exc
+        finally:
+            self._done.set()
+            self._replied.set()
+
+    async def _receive(self) -> dict[str, Any]:
+        while not self._inbox:
+            self._inbox_ready = anyio.Event()
+            await self._inbox_ready.wait()
+        return self._inbox.popleft()
+
+    async def _send(self, message: MutableMapping[str, Any]) -> None:
+        self._replies.append(message)
+        self._replied.set()
+
+    async def _step(self, phase: str) -> None:
+        self._inbox.append({"type": f"lifespan.{phase}"})
+        self._inbox_ready.set()
+        with anyio.move_on_after(self.timeout):
+            while not self._replies and not self._done.is_set():
+                self._replied = anyio.Event()
+                await self._replied.wait()
+        if self._replies:
+            reply = self._replies.popleft()
+            if reply["type"] == f"lifespan.{phase}.complete":
+                return
+            raise LifespanError(f"lifespan {phase} failed: {reply.get('message', '')!s}")
+        if self._error is not None:
+            raise LifespanError(f"the app raised during lifespan {phase}") from self._error
+        if self._done.is_set():
+            return  # returned without answering: no lifespan support
+        raise LifespanError(f"the app did not answer lifespan.{phase} within {self.timeout} s")

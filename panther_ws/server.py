@@ -1,0 +1,424 @@
+"""The reference server: the sans-IO core and its ASGI bridge, pumped by anyio.
+
+Everything protocol-shaped happens in ``panther_ws.protocol``; this module only moves bytes
+between sockets and the core, runs the app's tasks, and applies limits and timeouts. It runs
+on asyncio and on trio.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from panther_ws.lifespan import LifespanRunner
+from panther_ws.protocol import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    ConnectionState,
+    ProtocolError,
+    ServerConnection,
+)
+from panther_ws.protocol.asgi import ASGIConnectionBridge, ClientDisconnected
+from panther_ws.protocol.events import Closed, Pong, Request
+
+logger = logging.getLogger("panther_ws.server")
+
+ASGIApp = Callable[..., Awaitable[None]]
+
+_INTERNAL_ERROR = (
+    b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain\r\n"
+    b"content-length: 21\r\nconnection: close\r\n\r\nInternal Server Error"
+)
+_SERVICE_UNAVAILABLE = (
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+)
+
+
+@dataclass
+class ServerConfig:
+    """Limits and timeouts; the defaults are safe for a public endpoint.
+
+    ``handshake_timeout`` bounds how long a client may take to send its upgrade request
+    (slowloris), ``max_request_size`` its head, ``max_message_size`` any message (1009),
+    ``close_timeout`` the wait for the peer's close frame, ``ping_interval``/``ping_timeout``
+    the keepalive (None: off), ``max_connections`` concurrent connections (503 beyond).
+
+    Backpressure both ways: the app's ``send`` returns once the socket took the bytes, so a
+    slow reader slows the app; and the next message is parsed only when the app is back in
+    ``receive()``, so a slow app slows the peer instead of growing a queue. That also means
+    a message that precedes a protocol error is answered before the connection fails.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    max_request_size: int = 16 * 1024
+    handshake_timeout: float = 10.0
+    close_timeout: float = 5.0
+    ping_interval: float | None = None
+    ping_timeout: float = 20.0
+    max_connections: int = 1000
+    shutdown_timeout: float = 10.0
+    permessage_deflate: bool = True
+    lifespan: bool = True
+    read_size: int = 65536
+
+
+class Server:
+    """Serves one ASGI app; ``await server.serve()`` until :meth:`shutdown` is called."""
+
+    def __init__(self, app: ASGIApp, config: ServerConfig | None = None) -> None:
+        self.app = app
+        self.config = config or ServerConfig()
+        self.port: int | None = None
+        self._connections: set[_Connection] = set()
+        self._stop = anyio.Event()
+        self._drained = anyio.Event()
+
+    def shutdown(self) -> None:
+        """Stop accepting, close every connection with 1001, then run lifespan shutdown."""
+        self._stop.set()
+
+    async def serve(
+        self, *, task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        config = self.config
+        async with anyio.create_task_group() as task_group:
+            lifespan = LifespanRunner(self.app) if config.lifespan else None
+            if lifespan is not None:
+                await lifespan.startup(task_group)
+            listener = await anyio.create_tcp_listener(
+                local_host=config.host, local_port=config.port
+            )
+            self.port = int(listener.extra(anyio.abc.SocketAttribute.local_port))
+            logger.info(
+                "panther-ws running on ws://%s:%d (Press CTRL+C to quit)", config.host, self.port
+            )
+            state = lifespan.state if lifespan is not None else {}
+            async with anyio.create_task_group() as connections:
+                connections.start_soon(self._accept_loop, listener, connections, state)
+                task_status.started(self.port)
+                await self._stop.wait()
+                await listener.aclose()
+                logger.info("Shutting down: closing %d connection(s)", len(self._connections))
+                for connection in list(self._connections):
+                    connection.going_away()
+                if self._connections:
+                    with anyio.move_on_after(config.shutdown_timeout):
+                        await self._drained.wait()
+                connections.cancel_scope.cancel()
+            if lifespan is not None:
+                await lifespan.shutdown()
+            task_group.cancel_scope.cancel()
+        logger.info("Finished server process")
+
+    async def _accept_loop(
+        self,
+        listener: anyio.abc.Listener[Any],
+        connections: anyio.abc.TaskGroup,
+        state: dict[str, Any],
+    ) -> None:
+        async def handle(stream: anyio.abc.SocketStream) -> None:
+            connection = _Connection(self, stream, state)
+            if len(self._connections) >= self.config.max_connections:
+                await connection.refuse(_SERVICE_UNAVAILABLE)
+                return
+            self._connections.add(connection)
+            try:
+                await connection.run()
+            finally:
+                self._connections.discard(connection)
+                if not self._connections and self._stop.is_set():
+                    self._drained.set()
+
+        try:
+            await listener.serve(handle, task_group=connections)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            pass  # the listener was closed for shutdown
+
+
+class _Connection:
+    """One socket: handshake, then the app's ASGI session on the core."""
+
+    def __init__(
+        self, server: Server, stream: anyio.abc.SocketStream, state: dict[str, Any]
+    ) -> None:
+        self.server = server
+        self.config = server.config
+        self.stream = stream
+        self.lifespan_state = state
+        self.core = ServerConnection(
+            max_message_size=self.config.max_message_size,
+            permessage_deflate=self.config.permessage_deflate,
+            max_request_size=self.config.max_request_size,
+        )
+        self._write_lock = anyio.Lock()
+        self._to_app: deque[dict[str, Any]] = deque()
+        self._to_app_ready = anyio.Event()
+        self._app_waiting = False
+        self._app_done = False
+        self._app_moved = anyio.Event()
+        self._pong_received = anyio.Event()
+        self._closed = anyio.Event()
+        self._bridge: ASGIConnectionBridge | None = None
+        self._task_group: anyio.abc.TaskGroup | None = None
+        sockname = stream.extra(anyio.abc.SocketAttribute.local_address)
+        peer = stream.extra(anyio.abc.SocketAttribute.remote_address)
+        self.server_address = (
+            (str(sockname[0]), int(sockname[1])) if isinstance(sockname, tuple) else None
+        )
+        self.client_address = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None
+
+    async def refuse(self, response: bytes) -> None:
+        try:
+            await self.stream.send(response)
+        finally:
+            await self.stream.aclose()
+
+    def going_away(self) -> None:
+        """Server shutdown: close with 1001 (from a sync context: the reader does the I/O)."""
+        if self.core.state is ConnectionState.OPEN:
+            self.core.close(1001, "server shutting down")
+            self._to_app_ready.set()
+            if self._task_group is not None:
+                self._task_group.start_soon(self._flush)
+        elif self._task_group is not None:
+            self._task_group.cancel_scope.cancel()
+
+    async def run(self) -> None:
+        try:
+            request = await self._read_request()
+            if request is None:
+                return
+            self._bridge = ASGIConnectionBridge(
+                self.core,
+                request,
+                client=self.client_address,
+                server=self.server_address,
+            )
+            self._bridge.scope["state"] = dict(self.lifespan_state)
+            self._to_app.append(self._bridge.connect_message())
+            async with anyio.create_task_group() as task_group:
+                self._task_group = task_group
+                task_group.start_soon(self._read_frames)
+                if self.config.ping_interval is not None:
+                    task_group.start_soon(self._keepalive)
+                await self._run_app()
+                await self._finish_closing()
+                task_group.cancel_scope.cancel()
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, OSError):
+            pass  # the client vanished; nothing left to tell it
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.stream.aclose()
+
+    # -- handshake ---------------------------------------------------------------------------
+
+    async def _read_request(self) -> Request | None:
+        with anyio.move_on_after(self.config.handshake_timeout):
+            while True:
+                try:
+                    data = await self.stream.receive(self.config.read_size)
+                except anyio.EndOfStream:
+                    return None
+                try:
+                    self.core.receive_data(data)
+                except ProtocolError as exc:
+                    logger.info("%s - bad upgrade request: %s", _peer(self.client_address), exc)
+                    await self.stream.send(self.core.data_to_send())
+                    return None
+                for event in self.core.events():
+                    if isinstance(event, Request):
+                        return event
+        logger.info(
+            "%s - no upgrade request within %ss",
+            _peer(self.client_address),
+            self.config.handshake_timeout,
+        )
+        return None
+
+    # -- the app -------------------------------------------------------------------------------
+
+    async def _run_app(self) -> None:
+        try:
+            await self._call_app()
+        finally:
+            self._app_done = True
+            self._app_moved.set()
+
+    async def _call_app(self) -> None:
+        assert self._bridge is not None
+        try:
+            await self.app(self._bridge.scope, self._receive, self._send)
+        except ClientDisconnected:
+            pass
+        except Exception:
+            logger.exception("%s - exception in the ASGI app", _peer(self.client_address))
+            if self.core.state is ConnectionState.CONNECTING:
+                await self._write(_INTERNAL_ERROR)
+            elif self.core.state is ConnectionState.OPEN:
+                self.core.close(1011, "")
+                await self._flush()
+            return
+        if self.core.state is ConnectionState.CONNECTING:
+            logger.error(
+                "%s - the app returned without accepting or rejecting", _peer(self.client_address)
+            )
+            await self._write(_INTERNAL_ERROR)
+        elif self.core.state is ConnectionState.OPEN:
+            self.core.close(1000, "")
+            await self._flush()
+
+    @property
+    def app(self) -> ASGIApp:
+        return self.server.app
+
+    async def _receive(self) -> dict[str, Any]:
+        while not self._to_app:
+            self._app_waiting = True
+            self._app_moved.set()
+            self._to_app_ready = anyio.Event()
+            await self._to_app_ready.wait()
+        self._app_waiting = False
+        message = self._to_app.popleft()
+        if message["type"] == "websocket.disconnect":
+            self._to_app.append(message)  # every later receive() sees the disconnect too
+        return message
+
+    async def _wait_until_the_app_is_ready(self) -> None:
+        """Until the app has handled every delivered message and waits for the next one."""
+        while not self._app_done and (self._to_app or not self._app_waiting):
+            self._app_moved = anyio.Event()
+            await self._app_moved.wait()
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        assert self._bridge is not None
+        was_connecting = self.core.state is ConnectionState.CONNECTING
+        self._bridge.apply_app_message(message)
+        await self._flush()
+        if was_connecting and self.core.state is not ConnectionState.CONNECTING:
+            accepted = self.core.state is ConnectionState.OPEN
+            logger.info(
+                '%s - "WebSocket %s" [%s]',
+                _peer(self.client_address),
+                self._bridge.scope["path"],
+                "accepted" if accepted else "rejected",
+            )
+            if not accepted:
+                self._deliver({"type": "websocket.disconnect", "code": 1006, "reason": ""})
+
+    # -- bytes -----------------------------------------------------------------------------------
+
+    async def _write(self, data: bytes) -> None:
+        async with self._write_lock:
+            await self.stream.send(data)
+
+    async def _flush(self) -> None:
+        # Drain inside the lock so bytes leave in the order the core produced them.
+        async with self._write_lock:
+            data = self.core.data_to_send()
+            if data:
+                await self.stream.send(data)
+
+    def _deliver(self, message: dict[str, Any]) -> None:
+        self._to_app.append(message)
+        self._to_app_ready.set()
+
+    async def _read_frames(self) -> None:
+        assert self._bridge is not None
+        while self.core.state is not ConnectionState.CLOSED:
+            try:
+                data: bytes | None = await self.stream.receive(self.config.read_size)
+            except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+                data = None
+            try:
+                self.core.receive_data(data)
+            except ProtocolError:
+                break
+            for event in self.core.events():
+                if isinstance(event, Pong):
+                    self._pong_received.set()
+                elif isinstance(event, Closed):
+                    # Our close frame leaves before the app learns of the close, so an app
+                    # that returns at once cannot cut it off.
+                    await self._flush()
+                    self._closed.set()
+                message = self._bridge.receive_message_for(event)
+                if message is not None:
+                    self._deliver(message)
+                    if message["type"] == "websocket.receive":
+                        await self._wait_until_the_app_is_ready()
+            await self._flush()
+            if data is None:
+                break
+        self._closed.set()
+        if not any(m["type"] == "websocket.disconnect" for m in self._to_app):
+            code = self.core.close_code or 1006
+            self._deliver({"type": "websocket.disconnect", "code": code, "reason": ""})
+
+    async def _finish_closing(self) -> None:
+        """After the app: wait (bounded) for the peer to answer our close frame."""
+        if self.core.state is ConnectionState.CLOSING:
+            with anyio.move_on_after(self.config.close_timeout):
+                await self._closed.wait()
+
+    async def _keepalive(self) -> None:
+        interval = self.config.ping_interval or math.inf
+        while self.core.state is ConnectionState.OPEN:
+            await anyio.sleep(interval)
+            if self.core.state is not ConnectionState.OPEN:
+                return
+            self._pong_received = anyio.Event()
+            self.core.ping(b"keepalive")
+            await self._flush()
+            with anyio.move_on_after(self.config.ping_timeout):
+                await self._pong_received.wait()
+            if not self._pong_received.is_set() and self.core.state is ConnectionState.OPEN:
+                logger.info("%s - keepalive ping timed out", _peer(self.client_address))
+                self.core.close(1011, "keepalive ping timeout")
+                await self._flush()
+                self._deliver(
+                    {
+                        "type": "websocket.disconnect",
+                        "code": 1011,
+                        "reason": "keepalive ping timeout",
+                    }
+                )
+                self._closed.set()
+
+
+def _peer(address: tuple[str, int] | None) -> str:
+    return f"{address[0]}:{address[1]}" if address else "-"
+
+
+async def serve(
+    app: ASGIApp,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    handle_signals: bool = True,
+    task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
+    **options: Any,
+) -> None:
+    """Serve ``app`` until SIGINT/SIGTERM (or cancellation); ``options`` are ServerConfig fields."""
+    server = Server(app, ServerConfig(host=host, port=port, **options))
+    async with anyio.create_task_group() as task_group:
+        if handle_signals:
+            task_group.start_soon(_stop_on_signal, server)
+        await server.serve(task_status=task_status)
+        task_group.cancel_scope.cancel()
+
+
+async def _stop_on_signal(server: Server) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for received in signals:
+            logger.info("Received %s", signal.Signals(received).name)
+            server.shutdown()
+            return
