@@ -7,6 +7,7 @@ on asyncio and on trio.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import signal
@@ -81,6 +82,7 @@ class Server:
         self._connections: set[_Connection] = set()
         self._stop = anyio.Event()
         self._drained = anyio.Event()
+        self._accept_stopped = anyio.Event()
 
     def shutdown(self) -> None:
         """Stop accepting, close every connection with 1001, then run lifespan shutdown."""
@@ -102,10 +104,13 @@ class Server:
                 "panther-ws running on ws://%s:%d (Press CTRL+C to quit)", config.host, self.port
             )
             state = lifespan.state if lifespan is not None else {}
+            accepting = anyio.CancelScope()
             async with anyio.create_task_group() as connections:
-                connections.start_soon(self._accept_loop, listener, connections, state)
+                connections.start_soon(self._accept_loop, listener, connections, state, accepting)
                 task_status.started(self.port)
                 await self._stop.wait()
+                accepting.cancel()
+                await self._accept_stopped.wait()  # closing a listener mid-accept would raise
                 await listener.aclose()
                 logger.info("Shutting down: closing %d connection(s)", len(self._connections))
                 for connection in list(self._connections):
@@ -124,6 +129,7 @@ class Server:
         listener: anyio.abc.Listener[Any],
         connections: anyio.abc.TaskGroup,
         state: dict[str, Any],
+        accepting: anyio.CancelScope,
     ) -> None:
         async def handle(stream: anyio.abc.SocketStream) -> None:
             connection = _Connection(self, stream, state)
@@ -138,10 +144,9 @@ class Server:
                 if not self._connections and self._stop.is_set():
                     self._drained.set()
 
-        try:
+        with accepting:
             await listener.serve(handle, task_group=connections)
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-            pass  # the listener was closed for shutdown
+        self._accept_stopped.set()
 
 
 class _Connection:
@@ -188,7 +193,7 @@ class _Connection:
             self.core.close(1001, "server shutting down")
             self._to_app_ready.set()
             if self._task_group is not None:
-                self._task_group.start_soon(self._flush)
+                self._task_group.start_soon(self._flush_quietly)
         elif self._task_group is not None:
             self._task_group.cancel_scope.cancel()
 
@@ -265,7 +270,7 @@ class _Connection:
                 await self._write(_INTERNAL_ERROR)
             elif self.core.state is ConnectionState.OPEN:
                 self.core.close(1011, "")
-                await self._flush()
+                await self._flush_quietly()
             return
         if self.core.state is ConnectionState.CONNECTING:
             logger.error(
@@ -274,7 +279,7 @@ class _Connection:
             await self._write(_INTERNAL_ERROR)
         elif self.core.state is ConnectionState.OPEN:
             self.core.close(1000, "")
-            await self._flush()
+            await self._flush_quietly()
 
     @property
     def app(self) -> ASGIApp:
@@ -318,14 +323,26 @@ class _Connection:
 
     async def _write(self, data: bytes) -> None:
         async with self._write_lock:
-            await self.stream.send(data)
+            try:
+                await self.stream.send(data)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                pass  # a best-effort error response to a client that is already gone
 
     async def _flush(self) -> None:
+        """Write what the core queued; a vanished client is ``ClientDisconnected`` (ASGI)."""
         # Drain inside the lock so bytes leave in the order the core produced them.
         async with self._write_lock:
             data = self.core.data_to_send()
             if data:
-                await self.stream.send(data)
+                try:
+                    await self.stream.send(data)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+                    raise ClientDisconnected("the client has disconnected") from exc
+
+    async def _flush_quietly(self) -> None:
+        """Flush where nobody could act on a vanished client: the reader sees the EOF."""
+        with contextlib.suppress(ClientDisconnected):
+            await self._flush()
 
     def _deliver(self, message: dict[str, Any]) -> None:
         self._to_app.append(message)
@@ -348,14 +365,14 @@ class _Connection:
                 elif isinstance(event, Closed):
                     # Our close frame leaves before the app learns of the close, so an app
                     # that returns at once cannot cut it off.
-                    await self._flush()
+                    await self._flush_quietly()
                     self._closed.set()
                 message = self._bridge.receive_message_for(event)
                 if message is not None:
                     self._deliver(message)
                     if message["type"] == "websocket.receive":
                         await self._wait_until_the_app_is_ready()
-            await self._flush()
+            await self._flush_quietly()
             if data is None:
                 break
         self._closed.set()
@@ -377,13 +394,13 @@ class _Connection:
                 return
             self._pong_received = anyio.Event()
             self.core.ping(b"keepalive")
-            await self._flush()
+            await self._flush_quietly()
             with anyio.move_on_after(self.config.ping_timeout):
                 await self._pong_received.wait()
             if not self._pong_received.is_set() and self.core.state is ConnectionState.OPEN:
                 logger.info("%s - keepalive ping timed out", _peer(self.client_address))
                 self.core.close(1011, "keepalive ping timeout")
-                await self._flush()
+                await self._flush_quietly()
                 self._deliver(
                     {
                         "type": "websocket.disconnect",

@@ -192,8 +192,10 @@ class Connection:
             self._on_close(event.code, event.reason or "")
 
     def _on_data(self, data: str | bytes | bytearray, finished: bool) -> None:
-        if self.state is not ConnectionState.OPEN:
-            return  # RFC 6455 5.5.1: data after our close frame is discarded.
+        if self.state is ConnectionState.CLOSED:
+            return
+        # In CLOSING (we sent a close frame) the peer may still be sending what it wrote
+        # before it saw ours: deliver it rather than lose it.
         size = self._fragments_size + len(data)
         if size > self.max_message_size:
             self._fail(

@@ -1,0 +1,5 @@
+import sys
+
+from panther_ws.cli import main
+
+sys.exit(main())

@@ -1,0 +1,133 @@
+"""Our server and our client over real sockets on 127.0.0.1, on asyncio and trio."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import pytest
+
+from panther_ws.client import connect
+from panther_ws.server import Server, ServerConfig
+from panther_ws_testing import WebsocketClosed, WebsocketRejected
+from tests.network import apps
+
+pytestmark = pytest.mark.anyio
+
+
+@asynccontextmanager
+async def running(app: object = apps.echo_app, **options: object) -> AsyncIterator[Server]:
+    server = Server(app, ServerConfig(port=0, **options))  # type: ignore[arg-type]
+    async with anyio.create_task_group() as task_group:
+        await task_group.start(server.serve)
+        yield server
+        server.shutdown()
+
+
+async def test_echo_text_bytes_and_json() -> None:
+    async with running() as server, connect(f"ws://127.0.0.1:{server.port}/echo") as ws:
+        await ws.send("hello")
+        assert await ws.receive() == "hello"
+        await ws.send(b"\x00" * 200_000)
+        assert await ws.receive_bytes() == b"\x00" * 200_000
+        await ws.send({"a": [1, None]})
+        assert await ws.receive_json() == {"a": [1, None]}
+
+
+async def test_subprotocol_is_negotiated() -> None:
+    async with running() as server:
+        async with connect(f"ws://127.0.0.1:{server.port}/", subprotocols=["chat"]) as ws:
+            assert ws.subprotocol == "chat"
+
+
+async def test_close_before_accept_is_http_403() -> None:
+    async with running() as server:
+        with pytest.raises(WebsocketRejected) as rejected:
+            async with connect(f"ws://127.0.0.1:{server.port}/reject"):
+                pass
+        assert rejected.value.status_code == 403
+
+
+async def test_denial_response_reaches_the_client() -> None:
+    async with running() as server:
+        with pytest.raises(WebsocketRejected) as rejected:
+            async with connect(f"ws://127.0.0.1:{server.port}/deny"):
+                pass
+        assert (rejected.value.status_code, rejected.value.body) == (401, b"no token")
+        assert (b"x-why", b"token") in rejected.value.headers
+
+
+async def test_plain_http_gets_426() -> None:
+    async with running() as server:
+        stream = await anyio.connect_tcp("127.0.0.1", server.port)  # type: ignore[arg-type]
+        async with stream:
+            await stream.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            response = await stream.receive()
+        assert response.startswith(b"HTTP/1.1 426 ")
+
+
+async def test_server_initiated_close() -> None:
+    async with running() as server, connect(f"ws://127.0.0.1:{server.port}/kick") as ws:
+        assert await ws.wait_closed() == (4001, "kicked")
+        with pytest.raises(WebsocketClosed):
+            await ws.receive()
+
+
+async def test_graceful_shutdown_closes_connections_with_1001() -> None:
+    async with running() as server, connect(f"ws://127.0.0.1:{server.port}/echo") as ws:
+        server.shutdown()
+        assert await ws.wait_closed() == (1001, "server shutting down")
+
+
+async def test_max_connections_refuses_with_503() -> None:
+    async with running(max_connections=1) as server:
+        async with connect(f"ws://127.0.0.1:{server.port}/echo"):
+            with pytest.raises(WebsocketRejected) as rejected:
+                async with connect(f"ws://127.0.0.1:{server.port}/echo"):
+                    pass
+            assert rejected.value.status_code == 503
+
+
+async def test_handshake_timeout_drops_a_silent_client() -> None:
+    async with running(handshake_timeout=0.2) as server:
+        stream = await anyio.connect_tcp("127.0.0.1", server.port)  # type: ignore[arg-type]
+        async with stream:
+            with anyio.fail_after(5):
+                with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError, OSError)):
+                    await stream.receive()
+
+
+async def test_a_client_that_stops_reading_makes_the_app_wait() -> None:
+    async with running() as server:
+        sock = socket.create_connection(("127.0.0.1", server.port))  # type: ignore[arg-type]
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(
+            b"GET /flood HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        try:
+            await anyio.sleep(0.5)
+            # 2000 x 64 KiB = 125 MiB would be queued without backpressure; the kernel
+            # buffers hold a few MiB at most, so the app must be blocked in send().
+            assert 0 < len(apps.SENT) < 200
+        finally:
+            sock.close()
+
+
+async def test_keepalive_pings_are_answered_by_our_client() -> None:
+    async with running(ping_interval=0.05, ping_timeout=2) as server:
+        async with connect(f"ws://127.0.0.1:{server.port}/echo") as ws:
+            await anyio.sleep(0.3)
+            await ws.send("still here")
+            assert await ws.receive() == "still here"
+
+
+async def test_a_refused_tcp_connection_is_an_os_error() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(OSError):
+        async with connect(f"ws://127.0.0.1:{port}/"):
+            pass
