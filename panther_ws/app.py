@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextvars
 import inspect
 import logging
+import os
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from contextlib import AsyncExitStack
@@ -70,10 +71,19 @@ class App:
         self.broker: Broker = broker if broker is not None else MemoryBroker()
         self.max_message_size = max_message_size
         self.fallback = fallback
-        self.worker_id = secrets.token_hex(WORKER_ID_LENGTH // 2)
+        self._worker: tuple[int, str] | None = None
         self.registry = ConnectionRegistry()
         self._broker_stack: AsyncExitStack | None = None
         _latest_app = self
+
+    @property
+    def worker_id(self) -> str:
+        """This worker's id: new in every process, as ``gunicorn --preload`` builds the App
+        once in the master and then forks it into each worker."""
+        pid = os.getpid()
+        if self._worker is None or self._worker[0] != pid:
+            self._worker = (pid, secrets.token_hex(WORKER_ID_LENGTH // 2))
+        return self._worker[1]
 
     # -- ASGI ------------------------------------------------------------------------------
 

@@ -1,0 +1,92 @@
+"""The ManagerBroker hub: a small process that routes deliveries between worker processes.
+
+Run as ``python -m panther_ws.brokers._hub SOCKET_PATH PARENT_PID``. It listens on a Unix
+socket; each worker says hello with its worker id, joins and leaves groups, and publishes to
+a worker or a group. It exits when its parent (the gunicorn master) is gone.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import sys
+from typing import Any
+
+import anyio
+import anyio.abc
+import orjson
+
+_LENGTH = struct.Struct("!I")
+
+
+async def read_frame(stream: anyio.abc.ByteStream, buffer: bytearray) -> dict[str, Any]:
+    while True:
+        if len(buffer) >= 4:
+            (size,) = _LENGTH.unpack_from(buffer)
+            if len(buffer) >= 4 + size:
+                body = bytes(buffer[4 : 4 + size])
+                del buffer[: 4 + size]
+                return dict(orjson.loads(body))
+        buffer += await stream.receive(65536)
+
+
+def frame(message: dict[str, Any]) -> bytes:
+    body = orjson.dumps(message)
+    return _LENGTH.pack(len(body)) + body
+
+
+class Hub:
+    def __init__(self) -> None:
+        self.workers: dict[str, anyio.abc.ByteStream] = {}
+        self.groups: dict[str, set[str]] = {}
+
+    async def handle(self, stream: anyio.abc.ByteStream) -> None:
+        buffer = bytearray()
+        worker_id = None
+        try:
+            while True:
+                message = await read_frame(stream, buffer)
+                op, key = message["op"], message["key"]
+                if op == "hello":
+                    worker_id = key
+                    self.workers[key] = stream
+                elif op == "join" and worker_id is not None:
+                    self.groups.setdefault(key, set()).add(worker_id)
+                elif op == "leave" and worker_id is not None:
+                    self.groups.get(key, set()).discard(worker_id)
+                elif op == "to_worker":
+                    await self._send(key, message["payload"])
+                elif op == "to_group":
+                    for member in tuple(self.groups.get(key, ())):
+                        await self._send(member, message["payload"])
+        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            pass
+        finally:
+            if worker_id is not None:
+                self.workers.pop(worker_id, None)
+                for members in self.groups.values():
+                    members.discard(worker_id)
+
+    async def _send(self, worker_id: str, payload: str) -> None:
+        stream = self.workers.get(worker_id)
+        if stream is not None:
+            try:
+                await stream.send(frame({"payload": payload}))
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                self.workers.pop(worker_id, None)
+
+
+async def main(path: str, parent: int) -> None:
+    listener = await anyio.create_unix_listener(path)
+    hub = Hub()
+    async with anyio.create_task_group() as task_group:
+        task_group.start_soon(listener.serve, hub.handle)
+        # No event tells a process that its parent died: poll, cheaply.
+        while os.getppid() == parent:  # noqa: ASYNC110
+            await anyio.sleep(0.5)
+        task_group.cancel_scope.cancel()
+    os.unlink(path)
+
+
+if __name__ == "__main__":
+    anyio.run(main, sys.argv[1], int(sys.argv[2]))
