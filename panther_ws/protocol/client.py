@@ -39,13 +39,15 @@ class ClientConnection(Connection):
         self._rejection_body = bytearray()
         extensions: list[Extension] = [PerMessageDeflate()] if permessage_deflate else []
         try:
-            self._outgoing += self._handshake.send(
-                _WsprotoRequest(
-                    host=host,
-                    target=path or "/",
-                    extra_headers=[(bytes(name), bytes(value)) for name, value in headers],
-                    subprotocols=list(subprotocols),
-                    extensions=extensions,
+            self._outgoing.append(
+                self._handshake.send(
+                    _WsprotoRequest(
+                        host=host,
+                        target=path or "/",
+                        extra_headers=[(bytes(name), bytes(value)) for name, value in headers],
+                        subprotocols=list(subprotocols),
+                        extensions=extensions,
+                    )
                 )
             )
         except Exception as exc:  # h11 validates the target and header bytes

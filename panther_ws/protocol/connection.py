@@ -47,7 +47,8 @@ class Connection:
         self.close_code: int | None = None
         self.close_reason: str | None = None
         self._frames: _FrameConnection | None = None
-        self._outgoing = bytearray()
+        self._outgoing: list[bytes | bytearray] = []
+        self._frame_events: Iterator[object] | None = None
         self._events: deque[Event] = deque()
         self._fragments: list[str | bytes] = []
         self._fragments_size = 0
@@ -90,11 +91,16 @@ class Connection:
                 yield self._events.popleft()
             if self._frames is None or self._closed_reported:
                 return
-            for frame_event in self._frames.events():
+            # One wsproto generator per batch of bytes, kept across our yields: making a
+            # new one per event would cost more than parsing a small frame.
+            if self._frame_events is None:
+                self._frame_events = self._frames.events()
+            for frame_event in self._frame_events:
                 self._on_frame_event(frame_event)
                 if self._events or self.state is ConnectionState.CLOSED:
                     break
             else:
+                self._frame_events = None
                 if self._eof:
                     self._end(CloseReason.ABNORMAL_CLOSURE, "")
                     continue
@@ -102,8 +108,12 @@ class Connection:
 
     def data_to_send(self) -> bytes:
         """Drain and return the bytes that should be written to the peer."""
-        data = bytes(self._outgoing)
-        self._outgoing.clear()
+        # A list of chunks joined once: no copy per send, one per drain (none for one chunk).
+        outgoing = self._outgoing
+        if not outgoing:
+            return b""
+        data = bytes(outgoing[0]) if len(outgoing) == 1 else b"".join(outgoing)
+        outgoing.clear()
         return data
 
     # -- the application's side -----------------------------------------------------------
@@ -128,9 +138,13 @@ class Connection:
             part = payload[start : start + step]
             finished = start + step >= len(payload)
             if isinstance(part, str):
-                self._outgoing += frames.send(TextMessage(data=part, message_finished=finished))
+                self._outgoing.append(
+                    frames.send(TextMessage(data=part, message_finished=finished))
+                )
             else:
-                self._outgoing += frames.send(BytesMessage(data=part, message_finished=finished))
+                self._outgoing.append(
+                    frames.send(BytesMessage(data=part, message_finished=finished))
+                )
 
     def ping(self, payload: bytes = b"") -> None:
         """Queue a ping; the peer's pong arrives as a :class:`Pong` event."""
@@ -140,7 +154,7 @@ class Connection:
                 f"ping() payload is {len(payload)} bytes; a control frame holds at most "
                 f"{MAX_CONTROL_PAYLOAD}"
             )
-        self._outgoing += frames.send(_WsprotoPing(payload=bytes(payload)))
+        self._outgoing.append(frames.send(_WsprotoPing(payload=bytes(payload))))
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake; the connection is CLOSED when the peer answers."""
@@ -155,7 +169,7 @@ class Connection:
                 f"close() reason is {len(reason.encode('utf-8'))} UTF-8 bytes; "
                 f"a close frame holds at most {MAX_CLOSE_REASON_BYTES}"
             )
-        self._outgoing += frames.send(CloseConnection(code=code, reason=reason))
+        self._outgoing.append(frames.send(CloseConnection(code=code, reason=reason)))
         self._record_close(code, reason)
         self.state = ConnectionState.CLOSING
 
@@ -184,7 +198,7 @@ class Connection:
             self._on_data(event.data, event.message_finished)
         elif isinstance(event, _WsprotoPing):
             if self.state is ConnectionState.OPEN:
-                self._outgoing += self._frames.send(event.response())
+                self._outgoing.append(self._frames.send(event.response()))
             self._events.append(Ping(bytes(event.payload)))
         elif isinstance(event, _WsprotoPong):
             self._events.append(Pong(bytes(event.payload)))
@@ -226,7 +240,7 @@ class Connection:
         if self.state is ConnectionState.OPEN:
             # The peer started the closing handshake: echo its code (RFC 6455 5.5.1);
             # wsproto answers a close without a code with 1000.
-            self._outgoing += self._frames.send(CloseConnection(code=int(code)))
+            self._outgoing.append(self._frames.send(CloseConnection(code=int(code))))
             self._record_close(int(code), reason)
         self._end(self.close_code or int(code), self.close_reason or "")
 
@@ -235,7 +249,7 @@ class Connection:
         assert self._frames is not None
         if self.state is ConnectionState.OPEN:
             reason = _truncate_reason(reason)
-            self._outgoing += self._frames.send(CloseConnection(code=int(code), reason=reason))
+            self._outgoing.append(self._frames.send(CloseConnection(code=int(code), reason=reason)))
             self._record_close(int(code), reason)
         self._end(self.close_code or int(code), self.close_reason or "")
 

@@ -75,11 +75,13 @@ class ServerConnection(Connection):
         extensions: list[Extension] = (
             [PerMessageDeflate()] if self.permessage_deflate and offered_deflate else []
         )
-        self._outgoing += self._handshake.send(
-            AcceptConnection(
-                subprotocol=subprotocol,
-                extra_headers=[(bytes(name), bytes(value)) for name, value in headers],
-                extensions=extensions,
+        self._outgoing.append(
+            self._handshake.send(
+                AcceptConnection(
+                    subprotocol=subprotocol,
+                    extra_headers=[(bytes(name), bytes(value)) for name, value in headers],
+                    extensions=extensions,
+                )
             )
         )
         frames = self._handshake.connection
@@ -98,14 +100,16 @@ class ServerConnection(Connection):
         if body and not any(name.lower() == b"content-length" for name, _ in response_headers):
             response_headers.append((b"content-length", str(len(body)).encode()))
         try:
-            self._outgoing += self._handshake.send(
-                RejectConnection(
-                    status_code=status_code, headers=response_headers, has_body=bool(body)
+            self._outgoing.append(
+                self._handshake.send(
+                    RejectConnection(
+                        status_code=status_code, headers=response_headers, has_body=bool(body)
+                    )
                 )
             )
             if body:
-                self._outgoing += self._handshake.send(
-                    RejectData(data=bytes(body), body_finished=True)
+                self._outgoing.append(
+                    self._handshake.send(RejectData(data=bytes(body), body_finished=True))
                 )
         except Exception as exc:  # h11 refuses malformed headers with its own errors
             raise ProtocolError(f"reject() could not build the response: {exc}") from exc
@@ -131,7 +135,7 @@ class ServerConnection(Connection):
             return
         self._request_bytes += len(data)
         if self._request_bytes > self.max_request_size:
-            self._outgoing += _TOO_LARGE
+            self._outgoing.append(_TOO_LARGE)
             self.state = ConnectionState.CLOSED
             raise ProtocolError(
                 f"invalid upgrade request: its head exceeds max_request_size "
@@ -187,6 +191,6 @@ class ServerConnection(Connection):
                 response = self._handshake.send(hint)
             except Exception:  # h11 may already be in its error state
                 response = _BAD_REQUEST
-        self._outgoing += response
+        self._outgoing.append(response)
         self.state = ConnectionState.CLOSED
         raise ProtocolError(f"invalid upgrade request: {message}") from exc

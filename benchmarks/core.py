@@ -1,0 +1,119 @@
+"""Parse and serialize throughput of the sans-IO core vs bare wsproto and websockets.
+
+    python benchmarks/core.py
+
+Parse: a server consumes masked client frames (what every server does). Serialize: a server
+produces unmasked frames. Same payloads, same run; medians of 5 runs; ratios against bare
+wsproto (our core is built on it, so the ratio is our own overhead).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from _timing import median_seconds
+from websockets.frames import Frame, Opcode
+from websockets.server import ServerProtocol
+from wsproto.connection import Connection as WsprotoConnection
+from wsproto.connection import ConnectionType
+from wsproto.events import BytesMessage
+from wsproto.frame_protocol import FrameProtocol
+
+from panther_ws.protocol import ClientConnection, ServerConnection
+
+SIZES = [32, 1024, 64 * 1024, 1024 * 1024]
+
+
+def _count(size: int) -> int:
+    return max(4, min(20_000, (32 * 1024 * 1024) // (size * 4)))
+
+
+def masked_stream(size: int, count: int) -> bytes:
+    client = FrameProtocol(client=True, extensions=[])
+    payload = os.urandom(size)
+    return b"".join(bytes(client.send_data(payload)) for _ in range(count))
+
+
+def open_ours() -> ServerConnection:
+    client = ClientConnection("h", "/", permessage_deflate=False)
+    server = ServerConnection(max_message_size=2 << 20, permessage_deflate=False)
+    server.receive_data(client.data_to_send())
+    list(server.events())
+    server.accept()
+    server.data_to_send()
+    return server
+
+
+def open_websockets() -> ServerProtocol:
+    protocol = ServerProtocol(max_size=2 << 20)
+    protocol.receive_data(ClientConnection("h", "/", permessage_deflate=False).data_to_send())
+    (request,) = protocol.events_received()
+    protocol.send_response(protocol.accept(request))
+    protocol.data_to_send()
+    return protocol
+
+
+def parse_ours(stream: bytes, count: int) -> None:
+    server = open_ours()
+    server.receive_data(stream)
+    assert sum(1 for _ in server.events()) == count
+
+
+def parse_wsproto(stream: bytes, count: int) -> None:
+    connection = WsprotoConnection(ConnectionType.SERVER)
+    connection.receive_data(stream)
+    assert sum(1 for _ in connection.events()) == count
+
+
+def parse_websockets(stream: bytes, count: int) -> None:
+    protocol = open_websockets()
+    protocol.receive_data(stream)
+    assert len(protocol.events_received()) == count
+
+
+def serialize_ours(payload: bytes, count: int) -> None:
+    server = open_ours()
+    for _ in range(count):  # a server drains the bytes after every send
+        server.send(payload)
+        server.data_to_send()
+
+
+def serialize_wsproto(payload: bytes, count: int) -> None:
+    connection = WsprotoConnection(ConnectionType.SERVER)
+    for _ in range(count):  # wsproto returns each frame's bytes directly
+        connection.send(BytesMessage(data=payload))
+
+
+def serialize_websockets(payload: bytes, count: int) -> None:
+    protocol = open_websockets()
+    for _ in range(count):
+        protocol.send_frame(Frame(Opcode.BINARY, payload))
+        protocol.data_to_send()
+
+
+def main() -> None:
+    print(f"{'size':>8} {'op':>9} {'impl':>10} {'msgs/s':>12} {'MB/s':>9} {'vs wsproto':>11}")
+    for size in SIZES:
+        count = _count(size)
+        stream = masked_stream(size, count)
+        payload = os.urandom(size)
+        for op, impls in (
+            ("parse", {"ours": parse_ours, "wsproto": parse_wsproto, "websockets": parse_websockets}),
+            ("serialize", {"ours": serialize_ours, "wsproto": serialize_wsproto, "websockets": serialize_websockets}),
+        ):
+            argument = stream if op == "parse" else payload
+            seconds = {
+                name: median_seconds(lambda f=f, a=argument, n=count: f(a, n))
+                for name, f in impls.items()
+            }
+            for name, elapsed in seconds.items():
+                rate = count / elapsed
+                ratio = elapsed / seconds["wsproto"]
+                print(f"{size:>8} {op:>9} {name:>10} {rate:>12,.0f} {rate * size / 1e6:>9.1f} {ratio:>10.2f}x")
+
+
+if __name__ == "__main__":
+    main()
