@@ -101,8 +101,18 @@ def main() -> None:
         stream = masked_stream(size, count)
         payload = os.urandom(size)
         for op, impls in (
-            ("parse", {"ours": parse_ours, "wsproto": parse_wsproto, "websockets": parse_websockets}),
-            ("serialize", {"ours": serialize_ours, "wsproto": serialize_wsproto, "websockets": serialize_websockets}),
+            (
+                "parse",
+                {"ours": parse_ours, "wsproto": parse_wsproto, "websockets": parse_websockets},
+            ),
+            (
+                "serialize",
+                {
+                    "ours": serialize_ours,
+                    "wsproto": serialize_wsproto,
+                    "websockets": serialize_websockets,
+                },
+            ),
         ):
             argument = stream if op == "parse" else payload
             seconds = {
@@ -112,7 +122,9 @@ def main() -> None:
             for name, elapsed in seconds.items():
                 rate = count / elapsed
                 ratio = elapsed / seconds["wsproto"]
-                print(f"{size:>8} {op:>9} {name:>10} {rate:>12,.0f} {rate * size / 1e6:>9.1f} {ratio:>10.2f}x")
+                print(
+                    f"{size:>8} {op:>9} {name:>10} {rate:>12,.0f} {rate * size / 1e6:>9.1f} {ratio:>10.2f}x"
+                )
 
 
 if __name__ == "__main__":

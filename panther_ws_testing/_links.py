@@ -116,6 +116,7 @@ class WireLink:
         subprotocols: list[str],
         fragment_size: int | None,
         max_message_size: int,
+        permessage_deflate: bool,
         scope_extras: Mapping[str, Any],
     ) -> None:
         self._to_app = to_app
@@ -127,8 +128,11 @@ class WireLink:
             headers=headers,
             subprotocols=subprotocols,
             max_message_size=max_message_size,
+            permessage_deflate=permessage_deflate,
         )
-        self._server = ServerConnection(max_message_size=max_message_size)
+        self._server = ServerConnection(
+            max_message_size=max_message_size, permessage_deflate=permessage_deflate
+        )
         self._scope_extras = scope_extras
         self.bridge: ASGIConnectionBridge | None = None
         self._pending_close: tuple[int, str] | None = None

@@ -100,7 +100,7 @@ class WebsocketTestSession:
         self.response_headers: list[tuple[bytes, bytes]] = []
         self.close_code: int | None = None
         self.close_reason: str | None = None
-        self.transcript: list[tuple[str, dict[str, Any]]] = []
+        self.transcript: list[tuple[str, Mapping[str, Any]]] = []
         self._inbox = _Mailbox()  # what the client receives: core events
         self._app_inbox = _Mailbox()  # what the app's receive() returns: ASGI messages
         self._app_done = anyio.Event()
@@ -128,6 +128,7 @@ class WebsocketTestSession:
                 subprotocols=list(subprotocols or ()),
                 fragment_size=client.fragment_size,
                 max_message_size=client.max_message_size,
+                permessage_deflate=client.permessage_deflate,
                 scope_extras={"client": client_addr, "server": server_addr},
             )
             self._scope: dict[str, Any] = {}
@@ -163,11 +164,15 @@ class WebsocketTestSession:
         message: ASGIMessage = self._app_inbox.pop()
         if message["type"] == "websocket.disconnect":
             self._app_inbox.put(message)  # every later receive() sees the disconnect too
+            # ...and yields, so an app that loops on receive() cannot starve the timeouts.
+            await anyio.lowlevel.checkpoint()
         return message
 
     async def _app_send(self, message: ASGIMessage) -> None:
-        self.transcript.append(("app", dict(message)))
+        self.transcript.append(("app", message))
         self._link.app_send(message)
+        # A real send yields while the socket drains; so does ours, so an app that sends in
+        # a loop cannot starve the test's timeouts.
         await anyio.lowlevel.checkpoint()
 
     async def _run_app(self) -> None:
@@ -222,6 +227,10 @@ class WebsocketTestSession:
     async def _next_event(self, timeout: float | None, *, waiting_for: str) -> Event:
         """The next event for the client; raises the app's error or ReceiveTimeout."""
         if not self._inbox:
+            # Usually the app answers within one scheduling round: try that before paying
+            # for a timeout scope.
+            await anyio.lowlevel.checkpoint()
+        if not self._inbox:
             limit = self._timeout if timeout is None else timeout
             with anyio.move_on_after(limit if limit is not None else math.inf):
                 while not self._inbox and not self._app_done.is_set():
@@ -273,7 +282,6 @@ class WebsocketTestSession:
         if not isinstance(data, str | bytes):
             data = orjson.dumps(data).decode()
         self._link.client_send(data)
-        await anyio.lowlevel.checkpoint()
 
     async def receive(self, *, timeout: float | None = None) -> str | bytes:
         event = await self._next_event(timeout, waiting_for="a message")
@@ -346,7 +354,9 @@ class WebsocketTestClient:
     """Tests an ASGI app's websockets in memory; ``async with`` runs the app's lifespan.
 
     ``timeout`` bounds every wait (None: unbounded); ``wire=True`` sends everything as real
-    frames through the core (``fragment_size`` splits client messages into small frames).
+    frames through the core (``fragment_size`` splits client messages into small frames;
+    ``permessage_deflate=True`` negotiates compression, off by default as it costs more than
+    it tests).
     """
 
     def __init__(
@@ -358,6 +368,7 @@ class WebsocketTestClient:
         wire: bool = False,
         fragment_size: int | None = None,
         max_message_size: int = 16 * DEFAULT_MAX_MESSAGE_SIZE,
+        permessage_deflate: bool = False,
         lifespan: bool = True,
     ) -> None:
         self.app: ASGIApp = app
@@ -366,6 +377,7 @@ class WebsocketTestClient:
         self.wire = wire
         self.fragment_size = fragment_size
         self.max_message_size = max_message_size
+        self.permessage_deflate = permessage_deflate
         self.lifespan_state: dict[str, Any] = {}
         self._use_lifespan = lifespan
         self._task_group: anyio.abc.TaskGroup | None = None

@@ -1,0 +1,207 @@
+"""The test harness against other ways to test an ASGI websocket app, in one run.
+
+    python benchmarks/harness.py
+
+Echo round trips (1,000 x 32 B text on one connection; 100 x 64 KiB bytes) and
+connect+accept+close cycles, for: a raw floor (the app called through two asyncio.Queues),
+our client in direct and wire mode, async-asgi-testclient, httpx-ws's
+ASGIWebSocketTransport and Starlette's TestClient. Medians of 5 runs; ratios to the floor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import anyio
+import httpx
+from _timing import median_seconds
+from async_asgi_testclient import TestClient as AsyncAsgiTestClient
+from httpx_ws import aconnect_ws
+from httpx_ws.transport import ASGIWebSocketTransport
+from starlette.testclient import TestClient as StarletteTestClient
+
+from panther_ws_testing import WebsocketTestClient
+
+SMALL, LARGE, CYCLES = ("x" * 32, 1000), (b"y" * 65536, 100), 200
+
+
+async def echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            await send({"type": message["type"] + ".complete"})
+            if message["type"] == "lifespan.shutdown":
+                return
+    if scope["type"] != "websocket":
+        return
+    await receive()
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        if message.get("text") is not None:
+            await send({"type": "websocket.send", "text": message["text"]})
+        else:
+            await send({"type": "websocket.send", "bytes": message["bytes"]})
+
+
+# -- the floor: two asyncio.Queues and nothing else ----------------------------------------
+
+
+async def floor_session(payload: Any, count: int) -> None:
+    to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    to_client: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    task = asyncio.ensure_future(echo({"type": "websocket"}, to_app.get, to_client.put))
+    await to_app.put({"type": "websocket.connect"})
+    await to_client.get()
+    key = "text" if isinstance(payload, str) else "bytes"
+    for _ in range(count):
+        await to_app.put({"type": "websocket.receive", key: payload})
+        await to_client.get()
+    await to_app.put({"type": "websocket.disconnect", "code": 1000})
+    await task
+
+
+async def floor_cycles() -> None:
+    for _ in range(CYCLES):
+        await floor_session("x", 0)
+
+
+# -- ours ------------------------------------------------------------------------------------
+
+
+async def ours(payload: Any, count: int, wire: bool) -> None:
+    async with WebsocketTestClient(echo, wire=wire) as client, client.connect("/") as ws:
+        for _ in range(count):
+            await ws.send(payload)
+            await ws.receive()
+
+
+async def ours_cycles(wire: bool) -> None:
+    async with WebsocketTestClient(echo, wire=wire) as client:
+        for _ in range(CYCLES):
+            async with client.connect("/"):
+                pass
+
+
+# -- peers -----------------------------------------------------------------------------------
+
+
+async def async_asgi(payload: Any, count: int) -> None:
+    async with AsyncAsgiTestClient(echo) as client, client.websocket_connect("/") as ws:
+        for _ in range(count):
+            if isinstance(payload, str):
+                await ws.send_text(payload)
+            else:
+                await ws.send_bytes(payload)
+            await ws.receive_text() if isinstance(payload, str) else await ws.receive_bytes()
+
+
+async def async_asgi_cycles() -> None:
+    async with AsyncAsgiTestClient(echo) as client:
+        for _ in range(CYCLES):
+            async with client.websocket_connect("/"):
+                pass
+
+
+async def httpx_ws(payload: Any, count: int) -> None:
+    async with httpx.AsyncClient(
+        transport=ASGIWebSocketTransport(echo), base_url="http://t"
+    ) as http, aconnect_ws("/", http) as ws:
+        for _ in range(count):
+            if isinstance(payload, str):
+                await ws.send_text(payload)
+                await ws.receive_text()
+            else:
+                await ws.send_bytes(payload)
+                await ws.receive_bytes()
+
+
+async def httpx_ws_cycles() -> None:
+    async with httpx.AsyncClient(
+        transport=ASGIWebSocketTransport(echo), base_url="http://t"
+    ) as http:
+        for _ in range(CYCLES):
+            async with aconnect_ws("/", http):
+                pass
+
+
+def starlette(payload: Any, count: int) -> None:
+    with StarletteTestClient(echo) as client, client.websocket_connect("/") as ws:
+        for _ in range(count):
+            if isinstance(payload, str):
+                ws.send_text(payload)
+                ws.receive_text()
+            else:
+                ws.send_bytes(payload)
+                ws.receive_bytes()
+
+
+def starlette_cycles() -> None:
+    with StarletteTestClient(echo) as client:
+        for _ in range(CYCLES):
+            with client.websocket_connect("/"):
+                pass
+
+
+def run(coroutine_function: Any, *args: Any, backend: str = "asyncio") -> Any:
+    return lambda: anyio.run(coroutine_function, *args, backend=backend)
+
+
+def main() -> None:
+    rows = {
+        "floor (2 asyncio.Queue)": (
+            run(floor_session, *SMALL),
+            run(floor_session, *LARGE),
+            run(floor_cycles),
+        ),
+        "ours direct (asyncio)": (
+            run(ours, *SMALL, False),
+            run(ours, *LARGE, False),
+            run(ours_cycles, False),
+        ),
+        "ours direct (trio)": (
+            run(ours, *SMALL, False, backend="trio"),
+            run(ours, *LARGE, False, backend="trio"),
+            run(ours_cycles, False, backend="trio"),
+        ),
+        "ours wire (asyncio)": (
+            run(ours, *SMALL, True),
+            run(ours, *LARGE, True),
+            run(ours_cycles, True),
+        ),
+        "async-asgi-testclient": (
+            run(async_asgi, *SMALL),
+            run(async_asgi, *LARGE),
+            run(async_asgi_cycles),
+        ),
+        "httpx-ws transport": (run(httpx_ws, *SMALL), run(httpx_ws, *LARGE), run(httpx_ws_cycles)),
+        "starlette TestClient": (
+            lambda: starlette(*SMALL),
+            lambda: starlette(*LARGE),
+            starlette_cycles,
+        ),
+    }
+    results = {
+        name: [median_seconds(f, repeat=5) for f in functions] for name, functions in rows.items()
+    }
+    floor = results["floor (2 asyncio.Queue)"]
+    print(
+        f"{'client':<26} {'32 B rt/s':>10} {'x floor':>8} {'64 KiB rt/s':>12} {'x floor':>8} {'cycles/s':>9} {'x floor':>8}"
+    )
+    for name, (small, large, cycles) in results.items():
+        print(
+            f"{name:<26} {SMALL[1] / small:>10,.0f} {small / floor[0]:>7.2f}x "
+            f"{LARGE[1] / large:>12,.0f} {large / floor[1]:>7.2f}x "
+            f"{CYCLES / cycles:>9,.0f} {cycles / floor[2]:>7.2f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()
