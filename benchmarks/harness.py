@@ -111,9 +111,10 @@ async def async_asgi_cycles() -> None:
 
 
 async def httpx_ws(payload: Any, count: int) -> None:
-    async with httpx.AsyncClient(
-        transport=ASGIWebSocketTransport(echo), base_url="http://t"
-    ) as http, aconnect_ws("/", http) as ws:
+    async with (
+        httpx.AsyncClient(transport=ASGIWebSocketTransport(echo), base_url="http://t") as http,
+        aconnect_ws("/", http) as ws,
+    ):
         for _ in range(count):
             if isinstance(payload, str):
                 await ws.send_text(payload)

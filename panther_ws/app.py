@@ -197,16 +197,18 @@ class App:
 
     async def _converse(self, connection: GenericWebsocket, receive: Receive) -> None:
         code, reason = status.WS_1006_ABNORMAL_CLOSURE, ""
+        handle, limit = connection.receive, self.max_message_size  # the hot loop
         while True:
             message = await receive()
             message_type = message["type"]
             if message_type == "websocket.receive":
-                text = message.get("text")
-                data = text if text is not None else message.get("bytes") or b""
-                if len(data) > self.max_message_size:
+                data = message.get("text")
+                if data is None:
+                    data = message.get("bytes") or b""
+                if len(data) > limit:
                     await connection.close(status.WS_1009_MESSAGE_TOO_BIG, "message too big")
                     continue
-                await connection.receive(data)
+                await handle(data)
             elif message_type == "websocket.disconnect":
                 code = message.get("code", status.WS_1005_NO_STATUS_RCVD)
                 reason = message.get("reason") or ""

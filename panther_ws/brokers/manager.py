@@ -34,8 +34,23 @@ from panther_ws.brokers.base import Broker, BrokerError, Delivery, DeliveryHandl
 class ManagerBroker(Broker):
     needs_listener = True
 
-    def __init__(self, *, socket_path: str | None = None, start_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        *,
+        socket_path: str | None = None,
+        start_hub: bool = True,
+        start_timeout: float = 10.0,
+    ) -> None:
+        """``start_hub=False`` with a ``socket_path`` joins a hub that another process runs."""
         self._creator_pid = os.getpid()
+        self._stream: anyio.abc.ByteStream | None = None
+        self._lock: anyio.Lock | None = None
+        self._hub: subprocess.Popen[bytes] | None = None
+        if not start_hub:
+            if socket_path is None:
+                raise ValueError("ManagerBroker(start_hub=False) needs the hub's socket_path")
+            self.socket_path = socket_path
+            return
         directory = tempfile.mkdtemp(prefix="panther-ws-hub-")
         self.socket_path = socket_path or str(Path(directory) / "hub.sock")
         self._hub = subprocess.Popen(
@@ -47,14 +62,12 @@ class ManagerBroker(Broker):
             if self._hub.poll() is not None or time.monotonic() > deadline:
                 raise BrokerError(f"the ManagerBroker hub did not start at {self.socket_path}")
             time.sleep(0.01)
-        self._stream: anyio.abc.ByteStream | None = None
-        self._lock: anyio.Lock | None = None
 
     def _check_forked(self) -> None:
         in_gunicorn = "gunicorn" in os.path.basename(sys.argv[0]) or any(
             "gunicorn" in argument for argument in sys.argv[:2]
         )
-        if in_gunicorn and os.getpid() == self._creator_pid:
+        if in_gunicorn and self._hub is not None and os.getpid() == self._creator_pid:
             raise BrokerError(
                 "ManagerBroker was created inside this gunicorn worker, not in the master: "
                 "run gunicorn with --preload so that all workers share one hub "
@@ -119,6 +132,6 @@ class ManagerBroker(Broker):
 
     def close(self) -> None:
         """Stop the hub (it also stops by itself when its parent process exits)."""
-        if self._hub.poll() is None:
+        if self._hub is not None and self._hub.poll() is None:
             self._hub.terminate()
             self._hub.wait(timeout=5)

@@ -1,0 +1,131 @@
+"""Cross-worker delivery: RedisBroker and ManagerBroker against the in-process MemoryBroker.
+
+    python benchmarks/brokers.py        # starts its own redis-server on a free port
+
+1. Latency of one delivery from worker A to worker B (2,000 sequential sends): p50 / p99.
+2. Throughput: 20,000 deliveries published back to back, until B has them all.
+3. Group fan-out: one message to 10,000 connections spread over 3 workers (3 Apps, each with
+   its own broker instance, as 3 processes would have), until every connection has it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from runtime import Driver, Member
+
+from panther_ws import App
+from panther_ws.brokers import Broker, Delivery, ManagerBroker, MemoryBroker, RedisBroker
+from panther_ws_testing._redis import RedisServer
+
+LATENCY_SENDS, THROUGHPUT_SENDS, FAN_OUT = 2000, 20_000, 10_000
+
+
+async def latency_and_throughput(
+    make_pair: Callable[[], tuple[Broker, Broker]],
+) -> tuple[float, float, float]:
+    sender, receiver = make_pair()
+    arrived: asyncio.Queue[float] = asyncio.Queue()
+    count = 0
+    done = asyncio.Event()
+
+    async def deliver(delivery: Delivery) -> None:
+        nonlocal count
+        count += 1
+        arrived.put_nowait(time.perf_counter())
+        if count == LATENCY_SENDS + THROUGHPUT_SENDS:
+            done.set()
+
+    async def ignore(delivery: Delivery) -> None:
+        pass
+
+    async with receiver.attach("b" * 12, deliver), sender.attach("a" * 12, ignore):
+        await asyncio.sleep(0.2)  # subscriptions settle
+        samples = []
+        for _ in range(LATENCY_SENDS):
+            start = time.perf_counter()
+            await sender.publish_to_worker(
+                "b" * 12, Delivery("send", connection_id="b" * 32, data="x" * 32)
+            )
+            samples.append(await arrived.get() - start)
+        start = time.perf_counter()
+        for _ in range(THROUGHPUT_SENDS):
+            await sender.publish_to_worker(
+                "b" * 12, Delivery("send", connection_id="b" * 32, data="x" * 32)
+            )
+        await asyncio.wait_for(done.wait(), 120)
+        rate = THROUGHPUT_SENDS / (time.perf_counter() - start)
+    samples.sort()
+    return samples[len(samples) // 2], samples[int(len(samples) * 0.99)], rate
+
+
+async def fan_out(make_brokers: Callable[[], list[Broker]]) -> float:
+    apps = [App({"ws/member/": Member}, broker=broker) for broker in make_brokers()]
+    async with AsyncExitStack() as stack:
+        for app in apps:
+            await app.startup()
+            stack.push_async_callback(app.shutdown)
+        drivers = [Driver(apps[index % 3], "/ws/member/") for index in range(FAN_OUT)]
+        for driver in drivers:
+            await driver.open()
+            await driver.to_client.get()
+        await asyncio.sleep(0.2)
+        start = time.perf_counter()
+        await apps[0].send_message_to_group("everyone", "hello")
+        async with asyncio.timeout(60):
+            for driver in drivers:
+                await driver.to_client.get()
+        elapsed = time.perf_counter() - start
+        for driver in drivers:
+            await driver.close()
+    return elapsed
+
+
+async def main() -> None:
+    redis = RedisServer()
+    redis.start()
+    hub = ManagerBroker()
+    try:
+        memory = MemoryBroker()
+        pairs: dict[str, Callable[[], tuple[Broker, Broker]]] = {
+            "MemoryBroker": lambda: (memory, memory),
+            "RedisBroker": lambda: (RedisBroker(redis.url), RedisBroker(redis.url)),
+            "ManagerBroker": lambda: (
+                ManagerBroker(socket_path=hub.socket_path, start_hub=False),
+                ManagerBroker(socket_path=hub.socket_path, start_hub=False),
+            ),
+        }
+        print(
+            f"{'broker':<14} {'p50':>9} {'p99':>9} {'deliveries/s':>13} {'fan-out 10k/3 workers':>22}"
+        )
+        shared_memory = MemoryBroker()
+        fan_outs: dict[str, Callable[[], list[Any]]] = {
+            "MemoryBroker": lambda: [shared_memory] * 3,
+            "RedisBroker": lambda: [RedisBroker(redis.url) for _ in range(3)],
+            "ManagerBroker": lambda: [
+                ManagerBroker(socket_path=hub.socket_path, start_hub=False) for _ in range(3)
+            ],
+        }
+        for name, make_pair in pairs.items():
+            p50, p99, rate = await latency_and_throughput(make_pair)
+            spread = statistics.median([await fan_out(fan_outs[name]) for _ in range(3)])
+            print(
+                f"{name:<14} {p50 * 1e6:>7.0f}µs {p99 * 1e6:>7.0f}µs {rate:>13,.0f} "
+                f"{spread * 1000:>19.1f} ms"
+            )
+    finally:
+        hub.close()
+        redis.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
