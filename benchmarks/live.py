@@ -1,0 +1,138 @@
+"""Loopback echo against real servers, all driven by the same client, in one run.
+
+    python benchmarks/live.py
+
+Servers (each in its own process): ours (``panther-ws serve``), uvicorn ``--ws wsproto`` and
+``--ws websockets-sansio`` with the same ASGI echo app, the websockets library's own server,
+and picows. Client: the websockets library's asyncio client in this process (fast C
+framing, so the server is what is measured). Workloads: 5,000 sequential 32 B round trips;
+200 x 64 KiB; 50 concurrent connections x 200 x 32 B. Reported: round trips/s and the server
+process's CPU time per round trip (utime+stime from /proc), medians of 3 runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from websockets.asyncio.client import connect
+
+ROOT = Path(__file__).resolve().parents[1]
+TICKS = os.sysconf("SC_CLK_TCK")
+
+SERVERS = {
+    "panther-ws serve": [
+        "-m",
+        "panther_ws",
+        "serve",
+        "benchmarks.servers.echo_asgi:app",
+        "--log-level",
+        "warning",
+        "--max-message-size",
+        str(64 * 1024 * 1024),
+        "--port",
+    ],
+    "uvicorn wsproto": [
+        "-m",
+        "uvicorn",
+        "--ws",
+        "wsproto",
+        "--log-level",
+        "warning",
+        "benchmarks.servers.echo_asgi:app",
+        "--port",
+    ],
+    "uvicorn websockets-sansio": [
+        "-m",
+        "uvicorn",
+        "--ws",
+        "websockets-sansio",
+        "--log-level",
+        "warning",
+        "benchmarks.servers.echo_asgi:app",
+        "--port",
+    ],
+    "websockets server": ["-m", "benchmarks.servers.echo_websockets"],
+    "picows": ["-m", "benchmarks.servers.echo_picows"],
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def server(arguments: list[str]) -> Iterator[tuple[int, int]]:
+    port = _free_port()
+    process = subprocess.Popen([sys.executable, *arguments, str(port)], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"{arguments} did not start") from None
+                time.sleep(0.05)
+        yield port, process.pid
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+async def sequential(port: int, payload: str | bytes, count: int) -> None:
+    async with connect(f"ws://127.0.0.1:{port}/", max_size=None, compression=None) as ws:
+        for _ in range(count):
+            await ws.send(payload)
+            await ws.recv()
+
+
+async def concurrent(port: int, connections: int, count: int) -> None:
+    await asyncio.gather(*(sequential(port, "x" * 32, count) for _ in range(connections)))
+
+
+WORKLOADS = {
+    "5000 x 32 B": (lambda port: sequential(port, "x" * 32, 5000), 5000),
+    "200 x 64 KiB": (lambda port: sequential(port, b"y" * 65536, 200), 200),
+    "50 conns x 200": (lambda port: concurrent(port, 50, 200), 10_000),
+}
+
+
+def main() -> None:
+    header = f"{'server':<28}" + "".join(
+        f"{name + ' rt/s':>20}{'CPU µs/rt':>11}" for name in WORKLOADS
+    )
+    print(header)
+    for name, arguments in SERVERS.items():
+        cells = []
+        with server(arguments) as (port, pid):
+            for run, round_trips in WORKLOADS.values():
+                rates, cpus = [], []
+                for _ in range(3):
+                    cpu_before, start = cpu_seconds(pid), time.perf_counter()
+                    asyncio.run(run(port))
+                    elapsed, cpu = time.perf_counter() - start, cpu_seconds(pid) - cpu_before
+                    rates.append(round_trips / elapsed)
+                    cpus.append(cpu / round_trips * 1e6)
+                cells.append(f"{statistics.median(rates):>20,.0f}{statistics.median(cpus):>11.0f}")
+        print(f"{name:<28}" + "".join(cells))
+
+
+if __name__ == "__main__":
+    main()
