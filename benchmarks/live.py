@@ -1,6 +1,6 @@
 """Loopback echo against real servers, all driven by the same client, in one run.
 
-    python benchmarks/live.py
+    python benchmarks/live.py [SERVER NAME ...]
 
 Servers (each in its own process): ours (``panther-ws serve``), uvicorn ``--ws wsproto`` and
 ``--ws websockets-sansio`` with the same ASGI echo app, the websockets library's own server,
@@ -119,7 +119,10 @@ def main() -> None:
         f"{name + ' rt/s':>20}{'CPU µs/rt':>11}" for name in WORKLOADS
     )
     print(header)
+    only = sys.argv[1:]  # e.g. python benchmarks/live.py "panther-ws serve"
     for name, arguments in SERVERS.items():
+        if only and name not in only:
+            continue
         cells = []
         with server(arguments) as (port, pid):
             for run, round_trips in WORKLOADS.values():

@@ -60,7 +60,7 @@ class ClientSession:
         self._closed_event: Closed | None = None
         self._closed = anyio.Event()
         self._pong = anyio.Event()
-        self._write_lock = anyio.Lock()
+        self._write_lock = anyio.Lock(fast_acquire=True)  # no yield when uncontended
         self._receiver_waiting = False
         self._closing = False
         self._moved = anyio.Event()

@@ -164,7 +164,7 @@ class _Connection:
             permessage_deflate=self.config.permessage_deflate,
             max_request_size=self.config.max_request_size,
         )
-        self._write_lock = anyio.Lock()
+        self._write_lock = anyio.Lock(fast_acquire=True)  # no yield when uncontended
         self._to_app: deque[dict[str, Any]] = deque()
         self._to_app_ready = anyio.Event()
         self._app_waiting = False

@@ -130,8 +130,14 @@ class Connection:
                 f"send() takes str or bytes, got {type(data).__name__}; "
                 "serialize other values first"
             )
+        if fragment_size is None:
+            # The hot path: straight to wsproto's frame serializer, which is what its
+            # Connection.send does after building and dispatching an event object.
+            payload = data if isinstance(data, str) else bytes(data)
+            self._outgoing.append(frames._proto.send_data(payload, True))
+            return
         payload = data if isinstance(data, str) else bytes(data)
-        if fragment_size is not None and fragment_size <= 0:
+        if fragment_size <= 0:
             raise ProtocolError(f"send() got fragment_size {fragment_size}; it must be positive")
         step = fragment_size or len(payload) or 1
         for start in range(0, max(len(payload), 1), step):
