@@ -1,8 +1,11 @@
 """What both ends of a WebSocket share: the open-connection state machine over wsproto.
 
-wsproto parses and serializes frames; this layer adds what wsproto leaves to its caller:
-whole messages under a size limit, automatic pongs, a completed close handshake, one
-``Closed`` event per connection, and a single exception type for every misuse.
+wsproto's ``FrameProtocol`` parses and serializes frames (masking, UTF-8, extensions, close
+payload validation); this layer adds what wsproto leaves to its caller: whole messages under a
+size limit, automatic pongs, a completed close handshake, one ``Closed`` event per
+connection, and a single exception type for every misuse. It drives the frame protocol of the
+connection wsproto's handshake built, without wsproto's per-frame event objects, which cost
+more than parsing a small frame.
 """
 
 from __future__ import annotations
@@ -10,13 +13,10 @@ from __future__ import annotations
 import enum
 from collections import deque
 from collections.abc import Iterator
+from typing import cast
 
 from wsproto.connection import Connection as _FrameConnection
-from wsproto.connection import ConnectionState as _FrameState
-from wsproto.events import BytesMessage, CloseConnection, TextMessage
-from wsproto.events import Ping as _WsprotoPing
-from wsproto.events import Pong as _WsprotoPong
-from wsproto.frame_protocol import CloseReason
+from wsproto.frame_protocol import CloseReason, Frame, FrameProtocol, Opcode, ParseFailed
 
 from panther_ws.protocol.events import Closed, Event, Message, Ping, Pong
 from panther_ws.protocol.exceptions import ProtocolError
@@ -46,9 +46,9 @@ class Connection:
         self.state = ConnectionState.CONNECTING
         self.close_code: int | None = None
         self.close_reason: str | None = None
-        self._frames: _FrameConnection | None = None
+        self._frames: FrameProtocol | None = None
         self._outgoing: list[bytes | bytearray] = []
-        self._frame_events: Iterator[object] | None = None
+        self._frame_iterator: Iterator[Frame] | None = None
         self._events: deque[Event] = deque()
         self._fragments: list[str | bytes] = []
         self._fragments_size = 0
@@ -76,7 +76,7 @@ class Connection:
         if self._eof:
             raise ProtocolError("receive_data() got bytes after the end of the stream (None)")
         assert self._frames is not None
-        self._frames.receive_data(data)
+        self._frames.receive_bytes(data)
 
     def events(self) -> Iterator[Event]:
         """Yield the events the received bytes produced, in order, each once.
@@ -91,20 +91,23 @@ class Connection:
                 yield self._events.popleft()
             if self._frames is None or self._closed_reported:
                 return
-            # One wsproto generator per batch of bytes, kept across our yields: making a
-            # new one per event would cost more than parsing a small frame.
-            if self._frame_events is None:
-                self._frame_events = self._frames.events()
-            for frame_event in self._frame_events:
-                self._on_frame_event(frame_event)
-                if self._events or self.state is ConnectionState.CLOSED:
-                    break
-            else:
-                self._frame_events = None
-                if self._eof:
-                    self._end(CloseReason.ABNORMAL_CLOSURE, "")
-                    continue
-                return
+            # One frame generator per batch of bytes, kept across our yields.
+            if self._frame_iterator is None:
+                self._frame_iterator = self._frames.received_frames()
+            try:
+                for frame in self._frame_iterator:
+                    self._on_frame(frame)
+                    if self._events or self.state is ConnectionState.CLOSED:
+                        break
+                else:
+                    self._frame_iterator = None
+                    if self._eof:
+                        self._end(CloseReason.ABNORMAL_CLOSURE, "")
+                        continue
+                    return
+            except ParseFailed as failure:  # the peer broke the protocol: 1002, 1007, ...
+                self._frame_iterator = None
+                self._fail(failure.code, str(failure))
 
     def data_to_send(self) -> bytes:
         """Drain and return the bytes that should be written to the peer."""
@@ -134,7 +137,7 @@ class Connection:
             # The hot path: straight to wsproto's frame serializer, which is what its
             # Connection.send does after building and dispatching an event object.
             payload = data if isinstance(data, str) else bytes(data)
-            self._outgoing.append(frames._proto.send_data(payload, True))
+            self._outgoing.append(frames.send_data(payload, True))
             return
         payload = data if isinstance(data, str) else bytes(data)
         if fragment_size <= 0:
@@ -143,14 +146,7 @@ class Connection:
         for start in range(0, max(len(payload), 1), step):
             part = payload[start : start + step]
             finished = start + step >= len(payload)
-            if isinstance(part, str):
-                self._outgoing.append(
-                    frames.send(TextMessage(data=part, message_finished=finished))
-                )
-            else:
-                self._outgoing.append(
-                    frames.send(BytesMessage(data=part, message_finished=finished))
-                )
+            self._outgoing.append(frames.send_data(part, finished))
 
     def ping(self, payload: bytes = b"") -> None:
         """Queue a ping; the peer's pong arrives as a :class:`Pong` event."""
@@ -160,7 +156,7 @@ class Connection:
                 f"ping() payload is {len(payload)} bytes; a control frame holds at most "
                 f"{MAX_CONTROL_PAYLOAD}"
             )
-        self._outgoing.append(frames.send(_WsprotoPing(payload=bytes(payload))))
+        self._outgoing.append(frames.ping(bytes(payload)))
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake; the connection is CLOSED when the peer answers."""
@@ -175,7 +171,7 @@ class Connection:
                 f"close() reason is {len(reason.encode('utf-8'))} UTF-8 bytes; "
                 f"a close frame holds at most {MAX_CLOSE_REASON_BYTES}"
             )
-        self._outgoing.append(frames.send(CloseConnection(code=code, reason=reason)))
+        self._outgoing.append(frames.close(code, reason))
         self._record_close(code, reason)
         self.state = ConnectionState.CLOSING
 
@@ -184,32 +180,40 @@ class Connection:
     def _receive_handshake_data(self, data: bytes | None) -> None:
         raise NotImplementedError
 
-    def _open(self, frames: _FrameConnection, trailing_data: bytes = b"") -> None:
-        """Handshake done: from now on bytes are frames."""
+    def _open(self, connection: _FrameConnection, trailing_data: bytes = b"") -> None:
+        """Handshake done: from now on bytes are frames.
+
+        ``connection`` is what wsproto's handshake built, with the negotiated extensions; its
+        frame protocol is the one piece of it this class uses.
+        """
+        frames: FrameProtocol = connection._proto
         self._frames = frames
         self.state = ConnectionState.OPEN
         if trailing_data:
-            frames.receive_data(trailing_data)
+            frames.receive_bytes(trailing_data)
 
-    def _require_open(self, call: str) -> _FrameConnection:
+    def _require_open(self, call: str) -> FrameProtocol:
         if self.state is not ConnectionState.OPEN or self._frames is None:
             raise ProtocolError(f"{call} cannot be called in state {self.state.value}")
         return self._frames
 
     # -- frames to events -----------------------------------------------------------------
 
-    def _on_frame_event(self, event: object) -> None:
+    def _on_frame(self, frame: Frame) -> None:
         assert self._frames is not None
-        if isinstance(event, TextMessage | BytesMessage):
-            self._on_data(event.data, event.message_finished)
-        elif isinstance(event, _WsprotoPing):
+        opcode = frame.opcode
+        if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+            self._on_data(frame.payload, frame.message_finished)  # type: ignore[arg-type]
+        elif opcode is Opcode.PING:
+            payload = bytes(frame.payload)  # type: ignore[arg-type]
             if self.state is ConnectionState.OPEN:
-                self._outgoing.append(self._frames.send(event.response()))
-            self._events.append(Ping(bytes(event.payload)))
-        elif isinstance(event, _WsprotoPong):
-            self._events.append(Pong(bytes(event.payload)))
-        elif isinstance(event, CloseConnection):
-            self._on_close(event.code, event.reason or "")
+                self._outgoing.append(self._frames.pong(payload))
+            self._events.append(Ping(payload))
+        elif opcode is Opcode.PONG:
+            self._events.append(Pong(bytes(frame.payload)))  # type: ignore[arg-type]
+        elif opcode is Opcode.CLOSE:
+            code, reason = cast("tuple[int, str]", frame.payload)
+            self._on_close(int(code), reason or "")
 
     def _on_data(self, data: str | bytes | bytearray, finished: bool) -> None:
         if self.state is ConnectionState.CLOSED:
@@ -237,25 +241,21 @@ class Connection:
 
     def _on_close(self, code: int, reason: str) -> None:
         assert self._frames is not None
-        if self._frames.state in (_FrameState.OPEN, _FrameState.LOCAL_CLOSING):
-            # wsproto reports its own parse failures as a CloseConnection without a state
-            # change (a real close frame moves it on): the peer broke the protocol.
-            self._fail(code, reason)
-            return
         self._fragments, self._fragments_size = [], 0
         if self.state is ConnectionState.OPEN:
             # The peer started the closing handshake: echo its code (RFC 6455 5.5.1);
-            # wsproto answers a close without a code with 1000.
-            self._outgoing.append(self._frames.send(CloseConnection(code=int(code))))
-            self._record_close(int(code), reason)
-        self._end(self.close_code or int(code), self.close_reason or "")
+            # a close without a code (1005) is answered with 1000.
+            echo = CloseReason.NORMAL_CLOSURE if code == CloseReason.NO_STATUS_RCVD else code
+            self._outgoing.append(self._frames.close(echo))
+            self._record_close(code, reason)
+        self._end(self.close_code or code, self.close_reason or "")
 
     def _fail(self, code: int, reason: str) -> None:
         """Fail the connection (RFC 6455 7.1.7): send a close frame and stop reading."""
         assert self._frames is not None
         if self.state is ConnectionState.OPEN:
             reason = _truncate_reason(reason)
-            self._outgoing.append(self._frames.send(CloseConnection(code=int(code), reason=reason)))
+            self._outgoing.append(self._frames.close(int(code), reason))
             self._record_close(int(code), reason)
         self._end(self.close_code or int(code), self.close_reason or "")
 
