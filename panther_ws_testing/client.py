@@ -104,6 +104,8 @@ class WebsocketTestSession:
         self._inbox = _Mailbox()  # what the client receives: core events
         self._app_inbox = _Mailbox()  # what the app's receive() returns: ASGI messages
         self._app_done = anyio.Event()
+        self._app_scope = anyio.CancelScope()  # cancels an app that outlives its session
+        self._disconnect_seen = False
         self._app_error: BaseException | None = None
         self._error_raised = False
         self._closed_event: Closed | None = None
@@ -164,8 +166,10 @@ class WebsocketTestSession:
         message: ASGIMessage = self._app_inbox.pop()
         if message["type"] == "websocket.disconnect":
             self._app_inbox.put(message)  # every later receive() sees the disconnect too
-            # ...and yields, so an app that loops on receive() cannot starve the timeouts.
-            await anyio.lowlevel.checkpoint()
+            if self._disconnect_seen:
+                # A repeat: yield, so an app that loops on receive() cannot starve timeouts.
+                await anyio.lowlevel.checkpoint()
+            self._disconnect_seen = True
         return message
 
     async def _app_send(self, message: ASGIMessage) -> None:
@@ -177,7 +181,8 @@ class WebsocketTestSession:
 
     async def _run_app(self) -> None:
         try:
-            await self._client.app(self._scope, self._app_receive, self._app_send)
+            with self._app_scope:
+                await self._client.app(self._scope, self._app_receive, self._app_send)
         except Exception as exc:
             self._app_error = exc
             if not isinstance(exc, ASGIProtocolError) and not self._client.raise_app_exceptions:
@@ -327,8 +332,11 @@ class WebsocketTestSession:
         await self._wait_for_app()
 
     async def _wait_for_app(self) -> None:
-        with anyio.move_on_after(self._timeout if self._timeout is not None else math.inf):
-            await self._app_done.wait()
+        if not self._app_done.is_set():
+            await anyio.lowlevel.checkpoint()  # most apps return at once: skip the scope
+        if not self._app_done.is_set():
+            with anyio.move_on_after(self._timeout if self._timeout is not None else math.inf):
+                await self._app_done.wait()
         if not self._app_done.is_set():
             raise ReceiveTimeout(
                 f"the app was still running {self._timeout} s after the websocket on "
@@ -486,22 +494,18 @@ class WebsocketTestClient:
         session = WebsocketTestSession(
             self, path, headers=headers, query_params=query_params, subprotocols=subprotocols
         )
-        # Errors are raised after the task group has exited, so a test sees the app's own
-        # exception type rather than an ExceptionGroup (the app task itself never raises).
-        error: BaseException | None = None
-        async with anyio.create_task_group() as task_group:
+        # The app runs in the client's task group and never raises there (its errors are
+        # kept and raised here, with their own type): no task group per session, so no
+        # ExceptionGroup, and a connect costs little more than starting one task.
+        try:
+            await session._open(self._task_group)
             try:
-                await session._open(task_group)
-                try:
-                    yield session
-                finally:
-                    with anyio.CancelScope(shield=True):
-                        await session.close()
-            except BaseException as exc:
-                error = exc
-            task_group.cancel_scope.cancel()
-        if error is not None:
-            raise error
+                yield session
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await session.close()
+        finally:
+            session._app_scope.cancel()
 
 
 def _normalize_headers(headers: HeadersArg) -> list[tuple[bytes, bytes]]:
