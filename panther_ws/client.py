@@ -99,7 +99,7 @@ class ClientSession:
             if isinstance(event, Closed):
                 await self._flush()  # our close frame leaves before anyone hears of it
             self._on_event(event)
-            if isinstance(event, Message):
+            if isinstance(event, Message) and self._core.has_pending_input:
                 await self._wait_until_the_user_is_ready()
         await self._flush()
 

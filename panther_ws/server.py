@@ -370,7 +370,7 @@ class _Connection:
                 message = self._bridge.receive_message_for(event)
                 if message is not None:
                     self._deliver(message)
-                    if message["type"] == "websocket.receive":
+                    if message["type"] == "websocket.receive" and self.core.has_pending_input:
                         await self._wait_until_the_app_is_ready()
             await self._flush_quietly()
             if data is None:

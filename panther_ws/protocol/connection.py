@@ -109,6 +109,17 @@ class Connection:
                 self._frame_iterator = None
                 self._fail(failure.code, str(failure))
 
+    @property
+    def has_pending_input(self) -> bool:
+        """Whether received bytes are still waiting to be parsed by ``events()``.
+
+        A server that answers each message before parsing the next one (so a valid message
+        is answered before a later protocol error fails the connection) only needs to wait
+        for its app when this is true.
+        """
+        frames = self._frames
+        return frames is not None and len(frames._frame_decoder.buffer) > 0
+
     def data_to_send(self) -> bytes:
         """Drain and return the bytes that should be written to the peer."""
         # A list of chunks joined once: no copy per send, one per drain (none for one chunk).
