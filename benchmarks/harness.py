@@ -23,32 +23,12 @@ from _timing import median_seconds
 from async_asgi_testclient import TestClient as AsyncAsgiTestClient
 from httpx_ws import aconnect_ws
 from httpx_ws.transport import ASGIWebSocketTransport
+from servers.echo_asgi import app as echo
 from starlette.testclient import TestClient as StarletteTestClient
 
 from panther_ws_testing import WebsocketTestClient
 
 SMALL, LARGE, CYCLES = ("x" * 32, 1000), (b"y" * 65536, 100), 200
-
-
-async def echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            await send({"type": message["type"] + ".complete"})
-            if message["type"] == "lifespan.shutdown":
-                return
-    if scope["type"] != "websocket":
-        return
-    await receive()
-    await send({"type": "websocket.accept"})
-    while True:
-        message = await receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        if message.get("text") is not None:
-            await send({"type": "websocket.send", "text": message["text"]})
-        else:
-            await send({"type": "websocket.send", "bytes": message["bytes"]})
 
 
 # -- the floor: two asyncio.Queues and nothing else ----------------------------------------

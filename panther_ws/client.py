@@ -30,13 +30,20 @@ from panther_ws.protocol import (
     ProtocolError,
     Rejected,
 )
-from panther_ws.session import ReceiveTimeout, WebsocketClosed, WebsocketRejected
+from panther_ws.session import (
+    ReceiveTimeout,
+    TypedReceiveMixin,
+    WebsocketClosed,
+    WebsocketRejected,
+)
 
 HeadersArg = Mapping[str, str] | Sequence[tuple[str | bytes, str | bytes]] | None
 
 
-class ClientSession:
+class ClientSession(TypedReceiveMixin):
     """One live connection. Messages are read by a background task into a queue."""
+
+    _iteration_timeout = math.inf  # a live connection may stay quiet for long
 
     def __init__(
         self,
@@ -185,25 +192,6 @@ class ClientSession:
             raise WebsocketClosed(event.code, event.reason)
         return event.data
 
-    async def receive_text(self, *, timeout: float | None = None) -> str:
-        data = await self.receive(timeout=timeout)
-        if not isinstance(data, str):
-            raise TypeError(f"expected a text message, received binary {data[:60]!r}")
-        return data
-
-    async def receive_bytes(self, *, timeout: float | None = None) -> bytes:
-        data = await self.receive(timeout=timeout)
-        if not isinstance(data, bytes):
-            raise TypeError(f"expected a binary message, received text {data[:60]!r}")
-        return data
-
-    async def receive_json(self, *, timeout: float | None = None) -> Any:
-        data = await self.receive(timeout=timeout)
-        try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            raise ValueError(f"expected a JSON message, received {data[:60]!r}") from exc
-
     async def wait_closed(self, *, timeout: float | None = None) -> tuple[int, str]:
         """Wait until the server closes, discarding messages; returns its ``(code, reason)``."""
         while True:
@@ -224,18 +212,6 @@ class ClientSession:
     async def ping(self, payload: bytes = b"") -> None:
         self._core.ping(payload)
         await self._flush()
-
-    def __aiter__(self) -> AsyncIterator[str | bytes]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[str | bytes]:
-        while True:
-            try:
-                yield await self.receive(timeout=math.inf)
-            except WebsocketClosed as closed:
-                if closed.code in (1000, 1001):
-                    return
-                raise
 
 
 @asynccontextmanager

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any, Protocol, runtime_checkable
 
+import orjson
+
 
 class WebsocketError(Exception):
     """Base class of the session errors."""
@@ -91,3 +93,49 @@ class WebsocketSession(Protocol):
     async def wait_closed(self, *, timeout: float | None = None) -> tuple[int, str]: ...
 
     def __aiter__(self) -> AsyncIterator[str | bytes]: ...
+
+
+class TypedReceiveMixin:
+    """``receive_text``/``receive_bytes``/``receive_json`` and ``async for``, written once.
+
+    Both sessions inherit it and implement ``receive``; ``_iteration_timeout`` is the
+    per-message wait of ``async for`` (None: the session's own timeout).
+    """
+
+    _iteration_timeout: float | None = None
+
+    async def receive(self, *, timeout: float | None = None) -> str | bytes:
+        raise NotImplementedError
+
+    async def receive_text(self, *, timeout: float | None = None) -> str:
+        data = await self.receive(timeout=timeout)
+        if not isinstance(data, str):
+            raise TypeError(f"expected a text message, received binary {data[:60]!r}")
+        return data
+
+    async def receive_bytes(self, *, timeout: float | None = None) -> bytes:
+        data = await self.receive(timeout=timeout)
+        if not isinstance(data, bytes):
+            raise TypeError(f"expected a binary message, received text {data[:60]!r}")
+        return data
+
+    async def receive_json(self, *, timeout: float | None = None) -> Any:
+        data = await self.receive(timeout=timeout)
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise ValueError(f"expected a JSON message, received {data[:60]!r}") from exc
+
+    def __aiter__(self) -> AsyncIterator[str | bytes]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[str | bytes]:
+        # As in the websockets library: a normal close (1000/1001) ends the loop; any
+        # other close is an error the caller should see.
+        while True:
+            try:
+                yield await self.receive(timeout=self._iteration_timeout)
+            except WebsocketClosed as closed:
+                if closed.code in (1000, 1001):
+                    return
+                raise

@@ -24,7 +24,12 @@ import orjson
 from panther_ws.protocol import DEFAULT_MAX_MESSAGE_SIZE
 from panther_ws.protocol.asgi import ASGIProtocolError, build_scope
 from panther_ws.protocol.events import Accepted, Closed, Event, Message, Request
-from panther_ws.session import ReceiveTimeout, WebsocketClosed, WebsocketRejected
+from panther_ws.session import (
+    ReceiveTimeout,
+    TypedReceiveMixin,
+    WebsocketClosed,
+    WebsocketRejected,
+)
 from panther_ws_testing._links import DirectLink, Link, Rejection, WireLink
 
 ASGIMessage = MutableMapping[str, Any]
@@ -81,7 +86,7 @@ class _Mailbox:
         await self._waiter.wait()
 
 
-class WebsocketTestSession:
+class WebsocketTestSession(TypedReceiveMixin):
     """One websocket connection to the app under test, seen from the client side."""
 
     def __init__(
@@ -296,25 +301,6 @@ class WebsocketTestSession:
         self._raise_app_error()
         raise WebsocketClosed(event.code, event.reason)
 
-    async def receive_text(self, *, timeout: float | None = None) -> str:
-        data = await self.receive(timeout=timeout)
-        if not isinstance(data, str):
-            raise TypeError(f"expected a text message, received binary {data[:60]!r}")
-        return data
-
-    async def receive_bytes(self, *, timeout: float | None = None) -> bytes:
-        data = await self.receive(timeout=timeout)
-        if not isinstance(data, bytes):
-            raise TypeError(f"expected a binary message, received text {data[:60]!r}")
-        return data
-
-    async def receive_json(self, *, timeout: float | None = None) -> Any:
-        data = await self.receive(timeout=timeout)
-        try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            raise ValueError(f"expected a JSON message, received {data[:60]!r}") from exc
-
     async def wait_closed(self, *, timeout: float | None = None) -> tuple[int, str]:
         """Wait for the app to close the connection; returns its ``(code, reason)``."""
         while self._closed_event is None:
@@ -344,18 +330,6 @@ class WebsocketTestSession:
                 f"should return. {self._describe()}"
             )
         self._raise_app_error()
-
-    def __aiter__(self) -> AsyncIterator[str | bytes]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[str | bytes]:
-        while True:
-            try:
-                yield await self.receive()
-            except WebsocketClosed as closed:
-                if closed.code in (1000, 1001):
-                    return
-                raise
 
 
 class WebsocketTestClient:
