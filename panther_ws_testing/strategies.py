@@ -100,7 +100,7 @@ def query_params(*, max_count: int = 5) -> st.SearchStrategy[dict[str, str]]:
     )
 
 
-def _frame(
+def encode_frame(
     opcode: int, payload: bytes, *, fin: bool = True, mask: bytes | None, rsv: int = 0
 ) -> bytes:
     first = (0x80 if fin else 0) | (rsv << 4) | opcode
@@ -146,19 +146,19 @@ def frames(
         this_opcode = opcode if first else _OPCODE_CONTINUATION
         if defect == "continuation without start" and first:
             this_opcode = _OPCODE_CONTINUATION
-        out += _frame(this_opcode, chunk, fin=last, mask=key())
+        out += encode_frame(this_opcode, chunk, fin=last, mask=key())
         if not last and draw(st.booleans()):
-            out += _frame(_OPCODE_PING, draw(st.binary(max_size=125)), mask=key())
+            out += encode_frame(_OPCODE_PING, draw(st.binary(max_size=125)), mask=key())
     if defect == "reserved bits":
-        out += _frame(_OPCODE_BINARY, b"x", mask=key(), rsv=draw(st.sampled_from([1, 2, 4])))
+        out += encode_frame(_OPCODE_BINARY, b"x", mask=key(), rsv=draw(st.sampled_from([1, 2, 4])))
     elif defect == "unknown opcode":
-        out += _frame(
+        out += encode_frame(
             draw(st.sampled_from([3, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF])), b"", mask=key()
         )
     elif defect == "unmasked":
-        out += _frame(_OPCODE_BINARY, b"unmasked", mask=None)
+        out += encode_frame(_OPCODE_BINARY, b"unmasked", mask=None)
     elif defect == "oversized control frame":
-        out += _frame(_OPCODE_PING, b"p" * draw(st.integers(126, 300)), mask=key())
+        out += encode_frame(_OPCODE_PING, b"p" * draw(st.integers(126, 300)), mask=key())
     elif defect == "fragmented control frame":
-        out += _frame(_OPCODE_PING, b"", fin=False, mask=key())
+        out += encode_frame(_OPCODE_PING, b"", fin=False, mask=key())
     return bytes(out)

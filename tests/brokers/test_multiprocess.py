@@ -7,10 +7,8 @@ Once with RedisBroker, once with ManagerBroker under --preload; clients are real
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -20,15 +18,10 @@ import anyio
 import pytest
 
 from panther_ws.client import ClientSession, connect
+from tests.processes import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(180)]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _gunicorn(
@@ -57,21 +50,13 @@ def _gunicorn(
 
 @pytest.fixture(params=["redis", "manager"])
 def workers(request: pytest.FixtureRequest) -> Iterator[int]:
-    port = _free_port()
+    port = free_port()
     env = {"PANTHER_WS_TEST_BROKER": request.param}
     if request.param == "redis":
         env["PANTHER_WS_TEST_REDIS_URL"] = request.getfixturevalue("redis_url")
     process = _gunicorn(port, env, preload=request.param == "manager")
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, "gunicorn exited at start-up"
-            assert time.monotonic() < deadline, "gunicorn did not start listening"
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_for_port(port, process)
         yield port
     finally:
         process.terminate()
@@ -117,7 +102,7 @@ async def _next_text(ws: ClientSession, expected: str) -> bool:
 
 
 def test_manager_broker_without_preload_says_so() -> None:
-    port = _free_port()
+    port = free_port()
     process = _gunicorn(
         port, {"PANTHER_WS_TEST_BROKER": "manager"}, preload=False, stderr=subprocess.PIPE
     )

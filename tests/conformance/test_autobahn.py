@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFORMANCE = ROOT.parent / "shared" / "conformance"
@@ -48,12 +49,6 @@ def autobahn() -> Path:
     return CONFORMANCE
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _failures(report_dir: Path) -> list[str]:
     index = json.loads((report_dir / "index.json").read_text())
     failures = []
@@ -68,7 +63,7 @@ def _failures(report_dir: Path) -> list[str]:
 
 
 def test_our_server(autobahn: Path, tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [
             sys.executable,
@@ -101,7 +96,7 @@ def test_our_server(autobahn: Path, tmp_path: Path) -> None:
 
 
 def test_our_client(autobahn: Path, tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     fuzzingserver = subprocess.Popen(
         ["bash", str(autobahn / "run-fuzzingserver.sh"), str(port), str(tmp_path)],
         env={**os.environ, "EXCLUDE": EXCLUDE},

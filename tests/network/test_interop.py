@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from websockets.asyncio.server import serve as websockets_serve
 
 from panther_ws.client import connect
 from tests.network.test_server_and_client import running
+from tests.processes import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
 asyncio_only = pytest.mark.parametrize("anyio_backend", ["asyncio"])
@@ -49,32 +49,9 @@ async def test_our_client_against_the_websockets_server(anyio_backend: str) -> N
             assert await ws.receive() == b"\x02" * 100_000
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 15) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listened on {port} within {timeout} s")
-
-
 @pytest.fixture
 def uvicorn_app_port() -> Iterator[int]:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [
             sys.executable,
@@ -91,7 +68,7 @@ def uvicorn_app_port() -> Iterator[int]:
         cwd=ROOT,
     )
     try:
-        _wait_for_port(port, process)
+        wait_for_port(port, process)
         yield port
     finally:
         process.terminate()
@@ -109,7 +86,7 @@ async def test_our_client_against_uvicorn_hosting_a_panther_ws_app(uvicorn_app_p
 
 @pytest.fixture
 def cli_server_port() -> Iterator[int]:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [
             sys.executable,
@@ -125,7 +102,7 @@ def cli_server_port() -> Iterator[int]:
         cwd=ROOT,
     )
     try:
-        _wait_for_port(port, process)
+        wait_for_port(port, process)
         yield port
     finally:
         process.terminate()  # SIGTERM: graceful shutdown

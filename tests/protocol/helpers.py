@@ -6,24 +6,13 @@ import os
 import struct
 
 from panther_ws.protocol import ClientConnection, ServerConnection
+from panther_ws_testing.strategies import encode_frame
 
 
 def frame(
     opcode: int, payload: bytes = b"", *, fin: bool = True, mask: bool = True, rsv: int = 0
 ) -> bytes:
-    first = (0x80 if fin else 0) | (rsv << 4) | opcode
-    length = len(payload)
-    mask_bit = 0x80 if mask else 0
-    if length < 126:
-        header = struct.pack("!BB", first, mask_bit | length)
-    elif length < 65536:
-        header = struct.pack("!BBH", first, mask_bit | 126, length)
-    else:
-        header = struct.pack("!BBQ", first, mask_bit | 127, length)
-    if not mask:
-        return header + payload
-    key = os.urandom(4)
-    return header + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return encode_frame(opcode, payload, fin=fin, mask=os.urandom(4) if mask else None, rsv=rsv)
 
 
 def close_payload(code: int, reason: bytes = b"") -> bytes:
