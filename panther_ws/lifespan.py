@@ -17,7 +17,11 @@ ASGIApp = Callable[..., Awaitable[None]]
 
 
 class LifespanError(RuntimeError):
-    """The app reported ``lifespan.startup.failed`` / ``shutdown.failed``, or raised."""
+    """The app reported ``lifespan.startup.failed`` / ``shutdown.failed``, or answered wrongly."""
+
+
+class LifespanTimeout(LifespanError, TimeoutError):
+    """The app did not answer a lifespan event in time."""
 
 
 class LifespanRunner:
@@ -83,9 +87,15 @@ class LifespanRunner:
             reply = self._replies.popleft()
             if reply["type"] == f"lifespan.{phase}.complete":
                 return
-            raise LifespanError(f"lifespan {phase} failed: {reply.get('message', '')!s}")
+            if reply["type"] == f"lifespan.{phase}.failed":
+                raise LifespanError(f"lifespan {phase} failed: {reply.get('message', '')!s}")
+            raise LifespanError(f"the app answered lifespan.{phase} with {reply!r}")
         if self._error is not None:
-            raise LifespanError(f"the app raised during lifespan {phase}") from self._error
+            # The app's own exception, with its type and traceback: the caller logs it
+            # (a server) or shows it to the test author (the test client).
+            raise self._error
         if self._done.is_set():
-            return  # returned without answering: no lifespan support
-        raise LifespanError(f"the app did not answer lifespan.{phase} within {self.timeout} s")
+            if phase == "startup":
+                return  # returned without answering: no lifespan support, as uvicorn reads it
+            raise LifespanError("the app's lifespan returned before completing shutdown")
+        raise LifespanTimeout(f"the app did not answer lifespan.{phase} within {self.timeout} s")

@@ -21,6 +21,7 @@ import anyio
 import anyio.abc
 import orjson
 
+from panther_ws.lifespan import LifespanRunner
 from panther_ws.protocol import DEFAULT_MAX_MESSAGE_SIZE
 from panther_ws.protocol.asgi import ASGIProtocolError, build_scope
 from panther_ws.protocol.events import Accepted, Closed, Event, Message, Request
@@ -360,21 +361,20 @@ class WebsocketTestClient:
         self.fragment_size = fragment_size
         self.max_message_size = max_message_size
         self.permessage_deflate = permessage_deflate
-        self.lifespan_state: dict[str, Any] = {}
-        self._use_lifespan = lifespan
+        self._lifespan = LifespanRunner(app, timeout=timeout) if lifespan else None
         self._task_group: anyio.abc.TaskGroup | None = None
-        self._lifespan_inbox = _Mailbox()
-        self._lifespan_replies = _Mailbox()
-        self._lifespan_done = anyio.Event()
-        self._lifespan_error: BaseException | None = None
-        self._lifespan_supported = False
+
+    @property
+    def lifespan_state(self) -> dict[str, Any]:
+        """The lifespan ``state`` the app filled in; each connection's scope gets a copy."""
+        return self._lifespan.state if self._lifespan is not None else {}
 
     async def __aenter__(self) -> WebsocketTestClient:
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
-        if self._use_lifespan:
+        if self._lifespan is not None:
             try:
-                await self._startup()
+                await self._lifespan.startup(self._task_group)
             except BaseException:
                 self._task_group.cancel_scope.cancel()
                 await self._task_group.__aexit__(None, None, None)
@@ -389,68 +389,11 @@ class WebsocketTestClient:
     ) -> None:
         assert self._task_group is not None
         try:
-            if self._lifespan_supported and exc is None:
-                await self._shutdown()
+            if self._lifespan is not None and exc is None:
+                await self._lifespan.shutdown()
         finally:
             self._task_group.cancel_scope.cancel()
             await self._task_group.__aexit__(None, None, None)
-
-    # -- lifespan ------------------------------------------------------------------------
-
-    async def _run_lifespan(self) -> None:
-        scope = {
-            "type": "lifespan",
-            "asgi": {"version": "3.0", "spec_version": "2.4"},
-            "state": self.lifespan_state,
-        }
-
-        async def receive() -> ASGIMessage:
-            while not self._lifespan_inbox:
-                await self._lifespan_inbox.wait()
-            message: ASGIMessage = self._lifespan_inbox.pop()
-            return message
-
-        async def send(message: ASGIMessage) -> None:
-            self._lifespan_replies.put(message)
-
-        try:
-            await self.app(scope, receive, send)
-        except Exception as exc:
-            self._lifespan_error = exc
-        finally:
-            self._lifespan_done.set()
-            self._lifespan_replies.wake()
-
-    async def _lifespan_step(self, phase: str) -> None:
-        self._lifespan_inbox.put({"type": f"lifespan.{phase}"})
-        with anyio.move_on_after(self.timeout if self.timeout is not None else math.inf):
-            while not self._lifespan_replies and not self._lifespan_done.is_set():
-                await self._lifespan_replies.wait()
-        if self._lifespan_replies:
-            reply = self._lifespan_replies.pop()
-            if reply["type"] == f"lifespan.{phase}.complete":
-                return
-            if reply["type"] == f"lifespan.{phase}.failed":
-                raise RuntimeError(
-                    f"the app's lifespan {phase} failed: {reply.get('message', '')!r}"
-                )
-            raise ASGIProtocolError(f"the app answered lifespan.{phase} with {reply!r}")
-        if self._lifespan_error is not None:
-            raise self._lifespan_error
-        if self._lifespan_done.is_set():
-            if phase == "startup":
-                return  # returned without answering: no lifespan support, as uvicorn reads it
-            raise RuntimeError("the app's lifespan returned before completing shutdown")
-        raise ReceiveTimeout(f"the app did not answer lifespan.{phase} within {self.timeout} s")
-
-    async def _startup(self) -> None:
-        assert self._task_group is not None
-        self._task_group.start_soon(self._run_lifespan)
-        await self._lifespan_step("startup")
-        self._lifespan_supported = not self._lifespan_done.is_set()
-
-    async def _shutdown(self) -> None:
-        await self._lifespan_step("shutdown")
 
     # -- sessions ------------------------------------------------------------------------
 

@@ -157,3 +157,42 @@ async def test_async_for_raises_on_an_abnormal_close(wire: bool) -> None:
             with pytest.raises(WebsocketClosed, match="4001"):
                 async for _ in ws:
                     pass
+
+
+async def _lifespan_app(
+    scope: dict[str, object], receive: object, send: object, behaviour: str
+) -> None:
+    assert scope["type"] == "lifespan"
+    await receive()  # type: ignore[operator]
+    if behaviour == "fail":
+        await send({"type": "lifespan.startup.failed", "message": "no database"})  # type: ignore[operator]
+    elif behaviour == "raise":
+        raise ConnectionError("database is down")
+
+
+async def test_lifespan_startup_failure_is_an_error_in_the_test() -> None:
+    from panther_ws.lifespan import LifespanError
+
+    async def failing(scope: dict[str, object], receive: object, send: object) -> None:
+        await _lifespan_app(scope, receive, send, "fail")
+
+    with pytest.raises(LifespanError, match="no database"):
+        async with WebsocketTestClient(failing):
+            pass
+
+
+async def test_lifespan_exception_keeps_its_type() -> None:
+    async def raising(scope: dict[str, object], receive: object, send: object) -> None:
+        await _lifespan_app(scope, receive, send, "raise")
+
+    with pytest.raises(ConnectionError, match="database is down"):
+        async with WebsocketTestClient(raising):
+            pass
+
+
+async def test_an_app_that_returns_from_lifespan_does_not_support_it() -> None:
+    async def silent(scope: dict[str, object], receive: object, send: object) -> None:
+        await _lifespan_app(scope, receive, send, "return")
+
+    async with WebsocketTestClient(silent) as client:
+        assert client.lifespan_state == {}
