@@ -116,6 +116,11 @@ class App:
             await stack.enter_async_context(self.broker.attach(self.worker_id, self._deliver))
             self._broker_stack = stack
 
+    async def _attach_without_lifespan(self) -> None:
+        """No lifespan ran: a broker without a listener (MemoryBroker) attaches on first use."""
+        if self._broker_stack is None and not self.broker.needs_listener:
+            await self.startup()
+
     async def shutdown(self) -> None:
         """Close every live connection with 1001, then detach from the broker."""
         for connection in self.registry.connections():
@@ -136,13 +141,12 @@ class App:
     # -- websockets ------------------------------------------------------------------------
 
     async def _serve_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._attach_without_lifespan()
         if self._broker_stack is None:
-            if getattr(self.broker, "needs_listener", True):
-                raise RuntimeError(
-                    f"{type(self.broker).__name__} needs the ASGI lifespan to start its "
-                    "listener; run the server with lifespan enabled"
-                )
-            await self.startup()
+            raise RuntimeError(
+                f"{type(self.broker).__name__} needs the ASGI lifespan to start its "
+                "listener; run the server with lifespan enabled"
+            )
         message = await receive()
         if message["type"] != "websocket.connect":
             return  # the client left before connecting
@@ -294,8 +298,7 @@ class App:
 
     async def send_message_to_group(self, group: str, data: Any) -> None:
         """Send to every member of ``group`` on every worker: one broker publish."""
-        if self._broker_stack is None and not getattr(self.broker, "needs_listener", True):
-            await self.startup()
+        await self._attach_without_lifespan()
         await self.broker.publish_to_group(group, Delivery("send", group=group, data=data))
 
     async def _deliver(self, delivery: Delivery) -> None:

@@ -43,6 +43,10 @@ DeliveryHandler = Callable[[Delivery], Awaitable[None]]
 class Broker(ABC):
     """Moves deliveries between workers. Implementations: Memory, Redis, Manager."""
 
+    #: Whether the broker runs a listener task inside ``attach()``, so the App must attach it
+    #: in lifespan startup; a broker without one is attached on first use if no lifespan ran.
+    needs_listener: bool = True
+
     @abstractmethod
     def attach(self, worker_id: str, deliver: DeliveryHandler) -> AbstractAsyncContextManager[None]:
         """Register a worker for as long as the context is open.

@@ -32,8 +32,6 @@ from panther_ws.brokers.base import Broker, BrokerError, Delivery, DeliveryHandl
 
 
 class ManagerBroker(Broker):
-    needs_listener = True
-
     def __init__(
         self,
         *,

@@ -32,8 +32,6 @@ logger = logging.getLogger("panther_ws.brokers.redis")
 
 
 class RedisBroker(Broker):
-    needs_listener = True
-
     def __init__(
         self,
         url: str = "redis://127.0.0.1:6379/0",

@@ -122,16 +122,13 @@ class ServerConnection(Connection):
         return self._request
 
     def _receive_handshake_data(self, data: bytes | None) -> None:
+        if data is None:  # the client left before we answered
+            self._end(1006, "")
+            return
         if self._request is not None:
             # Bytes after the request are frames the client sent before our answer: h11
             # keeps them as trailing data for accept().
-            if data is None:
-                self._end(1006, "")
-            else:
-                self._handshake.receive_data(data)
-            return
-        if data is None:  # the client left before finishing its request
-            self._end(1006, "")
+            self._handshake.receive_data(data)
             return
         self._request_bytes += len(data)
         if self._request_bytes > self.max_request_size:
