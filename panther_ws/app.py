@@ -23,6 +23,7 @@ from panther_ws.brokers.base import WORKER_ID_LENGTH, Broker, Delivery
 from panther_ws.brokers.memory import MemoryBroker
 from panther_ws.connections import ConnectionRegistry
 from panther_ws.converters import ConnectSignature, PathVariableError
+from panther_ws.protocol.connection import MAX_CLOSE_REASON_BYTES
 from panther_ws.routing import Router, URLConfigurationError
 from panther_ws.websocket import GenericWebsocket, encode_outgoing
 
@@ -186,7 +187,7 @@ class App:
                 connection.user = await _call(endpoint.auth, connection)
             except Exception as exc:
                 connection.is_rejected = True
-                await _reject(send, _short_reason(f"authentication failed: {exc}"))
+                await _reject(send, f"authentication failed: {exc}")
                 return False
         permissions = endpoint.permissions
         if permissions and not isinstance(permissions, list | tuple):
@@ -195,7 +196,7 @@ class App:
             if not await _call(permission, connection):
                 connection.is_rejected = True
                 name = getattr(permission, "__name__", type(permission).__name__)
-                await _reject(send, _short_reason(f"permission denied: {name}"))
+                await _reject(send, f"permission denied: {name}")
                 return False
         return True
 
@@ -356,16 +357,13 @@ async def send_message_to_group(group: str, data: Any) -> None:
 
 
 async def _reject(send: Send, reason: str) -> None:
+    """Refuse with 1008; the reason is cut to what a close frame holds (it may quote a path)."""
+    encoded = reason.encode("utf-8")
+    if len(encoded) > MAX_CLOSE_REASON_BYTES:
+        reason = encoded[: MAX_CLOSE_REASON_BYTES - 3].decode("utf-8", errors="ignore") + "..."
     await send(
         {"type": "websocket.close", "code": status.WS_1008_POLICY_VIOLATION, "reason": reason}
     )
-
-
-def _short_reason(reason: str) -> str:
-    encoded = reason.encode("utf-8")
-    if len(encoded) <= 123:
-        return reason
-    return encoded[:120].decode("utf-8", errors="ignore") + "..."
 
 
 async def _call(hook: Any, connection: GenericWebsocket) -> Any:

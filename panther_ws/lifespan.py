@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import math
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -10,8 +9,6 @@ from typing import Any
 
 import anyio
 import anyio.abc
-
-logger = logging.getLogger("panther_ws.lifespan")
 
 ASGIApp = Callable[..., Awaitable[None]]
 

@@ -13,12 +13,10 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
-from panther_ws.protocol.connection import ConnectionState
+from panther_ws.protocol.connection import MAX_CLOSE_REASON_BYTES, ConnectionState
 from panther_ws.protocol.events import Closed, Event, Message, Request
 from panther_ws.protocol.server import ServerConnection
 from panther_ws.status import is_sendable_close_code
-
-MAX_CLOSE_REASON_BYTES = 123
 
 
 class ASGIProtocolError(Exception):

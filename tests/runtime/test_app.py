@@ -359,3 +359,16 @@ async def test_receive_after_close_raises_websocket_closed(wire: bool) -> None:
             await ws.send("close")
             with pytest.raises(WebsocketClosed, match="4000"):
                 await ws.receive()
+
+
+async def test_a_rejection_reason_quoting_a_long_path_fits_a_close_frame(wire: bool) -> None:
+    path = "/ws/" + "é" * 200 + "/"
+    async with WebsocketTestClient(App(URLS), wire=wire) as client:
+        with pytest.raises(WebsocketRejected) as rejected:
+            async with client.connect(path):
+                pass
+    reason = rejected.value.reason or ""
+    assert rejected.value.code == 1008
+    assert reason.startswith("no route for '/ws/éé")
+    assert reason.endswith("...")
+    assert len(reason.encode("utf-8")) <= 123
