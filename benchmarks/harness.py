@@ -3,14 +3,17 @@
     python benchmarks/harness.py
 
 Echo round trips (1,000 x 32 B text on one connection; 100 x 64 KiB bytes) and
-connect+accept+close cycles, for: a raw floor (the app called through two asyncio.Queues),
-our client in direct and wire mode, async-asgi-testclient, httpx-ws's
-ASGIWebSocketTransport and Starlette's TestClient. Medians of 5 runs; ratios to the floor.
+connect+accept+close cycles, for: a raw floor (the app called through two asyncio.Queues,
+and on trio through two unbounded memory channels), our client in direct and wire mode,
+async-asgi-testclient, httpx-ws's ASGIWebSocketTransport and Starlette's TestClient. Medians
+of 7 runs, every client taking its turn in each round; ratios to the asyncio floor, and for
+trio rows also to the trio floor.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import sys
 from typing import Any
@@ -19,7 +22,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import anyio
 import httpx
-from _timing import median_seconds
+from _timing import interleaved_medians
 from async_asgi_testclient import TestClient as AsyncAsgiTestClient
 from httpx_ws import aconnect_ws
 from httpx_ws.transport import ASGIWebSocketTransport
@@ -51,6 +54,27 @@ async def floor_session(payload: Any, count: int) -> None:
 async def floor_cycles() -> None:
     for _ in range(CYCLES):
         await floor_session("x", 0)
+
+
+async def trio_floor_session(payload: Any, count: int) -> None:
+    import trio
+
+    to_app_send, to_app = trio.open_memory_channel[dict[str, Any]](math.inf)
+    to_client_send, to_client = trio.open_memory_channel[dict[str, Any]](math.inf)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(echo, {"type": "websocket"}, to_app.receive, to_client_send.send)
+        await to_app_send.send({"type": "websocket.connect"})
+        await to_client.receive()
+        key = "text" if isinstance(payload, str) else "bytes"
+        for _ in range(count):
+            await to_app_send.send({"type": "websocket.receive", key: payload})
+            await to_client.receive()
+        await to_app_send.send({"type": "websocket.disconnect", "code": 1000})
+
+
+async def trio_floor_cycles() -> None:
+    for _ in range(CYCLES):
+        await trio_floor_session("x", 0)
 
 
 # -- ours ------------------------------------------------------------------------------------
@@ -147,6 +171,11 @@ def main() -> None:
             run(ours, *LARGE, False),
             run(ours_cycles, False),
         ),
+        "floor (2 trio channels)": (
+            run(trio_floor_session, *SMALL, backend="trio"),
+            run(trio_floor_session, *LARGE, backend="trio"),
+            run(trio_floor_cycles, backend="trio"),
+        ),
         "ours direct (trio)": (
             run(ours, *SMALL, False, backend="trio"),
             run(ours, *LARGE, False, backend="trio"),
@@ -169,19 +198,39 @@ def main() -> None:
             starlette_cycles,
         ),
     }
-    results = {
-        name: [median_seconds(f, repeat=5) for f in functions] for name, functions in rows.items()
-    }
+    columns = [
+        interleaved_medians(
+            {
+                name: (_no_setup, lambda _, f=functions[column]: f())
+                for name, functions in rows.items()
+            },
+            repeat=7,
+        )
+        for column in range(3)
+    ]
+    results = {name: [column[name] for column in columns] for name in rows}
     floor = results["floor (2 asyncio.Queue)"]
+    trio_floor = results["floor (2 trio channels)"]
     print(
-        f"{'client':<26} {'32 B rt/s':>10} {'x floor':>8} {'64 KiB rt/s':>12} {'x floor':>8} {'cycles/s':>9} {'x floor':>8}"
+        f"{'client':<26} {'32 B rt/s':>10} {'x floor':>8} {'64 KiB rt/s':>12} {'x floor':>8} "
+        f"{'cycles/s':>9} {'x floor':>8}   (trio rows: x trio floor)"
     )
     for name, (small, large, cycles) in results.items():
+        extra = ""
+        if "trio" in name:
+            extra = (
+                f"   ({small / trio_floor[0]:.2f}x, {large / trio_floor[1]:.2f}x, "
+                f"{cycles / trio_floor[2]:.2f}x)"
+            )
         print(
             f"{name:<26} {SMALL[1] / small:>10,.0f} {small / floor[0]:>7.2f}x "
             f"{LARGE[1] / large:>12,.0f} {large / floor[1]:>7.2f}x "
-            f"{CYCLES / cycles:>9,.0f} {cycles / floor[2]:>7.2f}x"
+            f"{CYCLES / cycles:>9,.0f} {cycles / floor[2]:>7.2f}x{extra}"
         )
+
+
+def _no_setup() -> None:
+    return None
 
 
 if __name__ == "__main__":

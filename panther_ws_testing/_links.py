@@ -10,7 +10,7 @@ messages with the core's :class:`ASGIAppMessageValidator`, so a spec violation r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,9 +21,7 @@ from panther_ws.protocol.asgi import (
     ClientDisconnected,
 )
 from panther_ws.protocol.events import Accepted, Closed, Event, Message, Rejected, Request
-
-AppInbox = Callable[[dict[str, Any]], None]
-ClientInbox = Callable[[Event], None]
+from panther_ws_testing._mailbox import Mailbox
 
 
 @dataclass(frozen=True)
@@ -37,12 +35,38 @@ class Rejection(Event):
     body: bytes = b""
 
 
+class Ends:
+    """Where a link delivers: the app's inbox (each message also written to the
+    transcript) and the client's.
+
+    A link holds this rather than methods of its session, so a finished session is no
+    reference cycle: it is freed at once instead of by the cycle collector, whose passes
+    cost a suite with thousands of connections more than the connections themselves.
+    """
+
+    __slots__ = ("app_inbox", "client_inbox", "transcript")
+
+    def __init__(
+        self,
+        app_inbox: Mailbox,
+        client_inbox: Mailbox,
+        transcript: list[tuple[str, Mapping[str, Any]]],
+    ) -> None:
+        self.app_inbox = app_inbox
+        self.client_inbox = client_inbox
+        self.transcript = transcript
+
+    def to_app(self, message: dict[str, Any]) -> None:
+        self.transcript.append(("client", message))
+        self.app_inbox.put(message)
+
+
 class DirectLink:
     """ASGI messages handed over as they are: the fastest way to test an app."""
 
-    def __init__(self, to_app: AppInbox, to_client: ClientInbox) -> None:
-        self._to_app = to_app
-        self._to_client = to_client
+    def __init__(self, ends: Ends) -> None:
+        self._to_app = ends.to_app
+        self._to_client = ends.client_inbox.put
         self._validator = ASGIAppMessageValidator(denial_response=True)
         self._denial: tuple[int, list[tuple[bytes, bytes]]] | None = None
         self._denial_body = bytearray()
@@ -107,8 +131,7 @@ class WireLink:
 
     def __init__(
         self,
-        to_app: AppInbox,
-        to_client: ClientInbox,
+        ends: Ends,
         *,
         host: str,
         path: str,
@@ -119,8 +142,8 @@ class WireLink:
         permessage_deflate: bool,
         scope_extras: Mapping[str, Any],
     ) -> None:
-        self._to_app = to_app
-        self._to_client = to_client
+        self._to_app = ends.to_app
+        self._to_client = ends.client_inbox.put
         self._fragment_size = fragment_size
         self._client = ClientConnection(
             host,
@@ -189,10 +212,10 @@ class WireLink:
                     Rejection(event.status_code, code, reason, list(event.headers), event.body)
                 )
                 self._disconnect_app()
-            elif (isinstance(event, Closed) and not self.client_closed) or not isinstance(
-                event, Closed
+            elif isinstance(event, Message | Accepted) or (
+                isinstance(event, Closed) and not self.client_closed
             ):
-                self._to_client(event)
+                self._to_client(event)  # pings and pongs are the core's business
         self._client_to_server()
 
     def _deliver_server_events(self) -> None:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -31,7 +29,8 @@ from panther_ws.session import (
     WebsocketClosed,
     WebsocketRejected,
 )
-from panther_ws_testing._links import DirectLink, Link, Rejection, WireLink
+from panther_ws_testing._links import DirectLink, Ends, Link, Rejection, WireLink
+from panther_ws_testing._mailbox import Mailbox, Primitives
 
 ASGIMessage = MutableMapping[str, Any]
 ASGIApp = Callable[
@@ -45,46 +44,6 @@ ASGIApp = Callable[
 HeadersArg = Mapping[str, str] | Sequence[tuple[str | bytes, str | bytes]] | None
 
 _client_ports = itertools.count(50000)
-
-
-class _Mailbox:
-    """A queue for one consumer: a deque plus a wake-up event created only when waiting.
-
-    Cheaper than a memory object stream per message, which matters: the harness's own
-    overhead is what a test suite full of round trips pays for.
-    """
-
-    __slots__ = ("_items", "_waiter")
-
-    def __init__(self) -> None:
-        self._items: deque[Any] = deque()
-        self._waiter: anyio.Event | None = None
-
-    def put(self, item: Any) -> None:
-        self._items.append(item)
-        if self._waiter is not None:
-            self._waiter.set()
-            self._waiter = None
-
-    def wake(self) -> None:
-        if self._waiter is not None:
-            self._waiter.set()
-            self._waiter = None
-
-    def __bool__(self) -> bool:
-        return bool(self._items)
-
-    def peek(self) -> Any:
-        return self._items[0]
-
-    def pop(self) -> Any:
-        return self._items.popleft()
-
-    async def wait(self) -> None:
-        """Wait until something is put or :meth:`wake` is called."""
-        if self._waiter is None:
-            self._waiter = anyio.Event()
-        await self._waiter.wait()
 
 
 class WebsocketTestSession(TypedReceiveMixin):
@@ -107,10 +66,14 @@ class WebsocketTestSession(TypedReceiveMixin):
         self.close_code: int | None = None
         self.close_reason: str | None = None
         self.transcript: list[tuple[str, Mapping[str, Any]]] = []
-        self._inbox = _Mailbox()  # what the client receives: core events
-        self._app_inbox = _Mailbox()  # what the app's receive() returns: ASGI messages
-        self._app_done = anyio.Event()
-        self._app_scope = anyio.CancelScope()  # cancels an app that outlives its session
+        primitives = client._primitives
+        assert primitives is not None
+        self._checkpoint = primitives.checkpoint
+        self._inbox = Mailbox(primitives)  # what the client receives: core events
+        self._app_inbox = Mailbox(primitives)  # what the app's receive() returns: ASGI messages
+        ends = Ends(self._app_inbox, self._inbox, self.transcript)
+        self._app_done = False  # set, with a wake-up of the inbox, when the app returns
+        self._app_task: anyio.TaskHandle[None] | None = None
         self._disconnect_seen = False
         self._app_error: BaseException | None = None
         self._error_raised = False
@@ -128,8 +91,7 @@ class WebsocketTestSession(TypedReceiveMixin):
         server_addr = ("testserver", 80)
         if client.wire:
             self._link: Link = WireLink(
-                self._to_app,
-                self._to_client,
+                ends,
                 host="testserver",
                 path=target,
                 headers=header_pairs,
@@ -141,7 +103,7 @@ class WebsocketTestSession(TypedReceiveMixin):
             )
             self._scope: dict[str, Any] = {}
         else:
-            self._link = DirectLink(self._to_app, self._to_client)
+            self._link = DirectLink(ends)
             request_headers = [(b"host", b"testserver"), *header_pairs]
             if subprotocols:
                 request_headers.append(
@@ -158,14 +120,6 @@ class WebsocketTestSession(TypedReceiveMixin):
 
     # -- the app's side of the link ---------------------------------------------------------
 
-    def _to_app(self, message: dict[str, Any]) -> None:
-        self.transcript.append(("client", message))
-        self._app_inbox.put(message)
-
-    def _to_client(self, event: Event) -> None:
-        if isinstance(event, Accepted | Message | Closed | Rejection):
-            self._inbox.put(event)
-
     async def _app_receive(self) -> ASGIMessage:
         while not self._app_inbox:
             await self._app_inbox.wait()
@@ -174,7 +128,7 @@ class WebsocketTestSession(TypedReceiveMixin):
             self._app_inbox.put(message)  # every later receive() sees the disconnect too
             if self._disconnect_seen:
                 # A repeat: yield, so an app that loops on receive() cannot starve timeouts.
-                await anyio.lowlevel.checkpoint()
+                await self._checkpoint()
             self._disconnect_seen = True
         return message
 
@@ -183,19 +137,23 @@ class WebsocketTestSession(TypedReceiveMixin):
         self._link.app_send(message)
         # A real send yields while the socket drains; so does ours, so an app that sends in
         # a loop cannot starve the test's timeouts.
-        await anyio.lowlevel.checkpoint()
+        await self._checkpoint()
 
     async def _run_app(self) -> None:
         try:
-            with self._app_scope:
-                await self._client.app(self._scope, self._app_receive, self._app_send)
+            await self._client.app(self._scope, self._app_receive, self._app_send)
         except Exception as exc:
             self._app_error = exc
             if not isinstance(exc, ASGIProtocolError) and not self._client.raise_app_exceptions:
                 self._fail_like_a_server()
         finally:
-            self._app_done.set()
+            self._app_done = True
             self._inbox.wake()
+
+    def _cancel_app(self) -> None:
+        """Cancel an app still running after its session ended (rejected, or stuck)."""
+        if not self._app_done and self._app_task is not None:
+            self._app_task.cancel()
 
     def _fail_like_a_server(self) -> None:
         # What a client on the wire sees when the app crashes: HTTP 500 before accept,
@@ -213,7 +171,7 @@ class WebsocketTestSession(TypedReceiveMixin):
         self._scope["state"] = dict(self._client.lifespan_state)
         if isinstance(self._link, DirectLink):
             self._link.connect()
-        task_group.start_soon(self._run_app)
+        self._app_task = task_group.create_task(self._run_app(), name=f"app for {self._path}")
         event = await self._next_event(self._timeout, waiting_for="the app to accept")
         if isinstance(event, Accepted):
             self.accepted = True
@@ -240,15 +198,15 @@ class WebsocketTestSession(TypedReceiveMixin):
         if not self._inbox:
             # Usually the app answers within one scheduling round: try that before paying
             # for a timeout scope.
-            await anyio.lowlevel.checkpoint()
+            await self._checkpoint()
         if not self._inbox:
             limit = self._timeout if timeout is None else timeout
             with anyio.move_on_after(limit if limit is not None else math.inf):
-                while not self._inbox and not self._app_done.is_set():
+                while not self._inbox and not self._app_done:
                     await self._inbox.wait()
             if not self._inbox:
                 self._raise_app_error()
-                if self._app_done.is_set():
+                if self._app_done:
                     # The app returned without closing: a server drops the socket.
                     self._inbox.put(Closed(1006, ""))
                     return await self._next_event(timeout, waiting_for=waiting_for)
@@ -319,12 +277,13 @@ class WebsocketTestSession(TypedReceiveMixin):
         await self._wait_for_app()
 
     async def _wait_for_app(self) -> None:
-        if not self._app_done.is_set():
-            await anyio.lowlevel.checkpoint()  # most apps return at once: skip the scope
-        if not self._app_done.is_set():
+        if not self._app_done:
+            await self._checkpoint()  # most apps return at once: skip the scope
+        if not self._app_done:
             with anyio.move_on_after(self._timeout if self._timeout is not None else math.inf):
-                await self._app_done.wait()
-        if not self._app_done.is_set():
+                while not self._app_done:
+                    await self._inbox.wait()
+        if not self._app_done:
             raise ReceiveTimeout(
                 f"the app was still running {self._timeout} s after the websocket on "
                 f"{self._path!r} closed; its receive() returns websocket.disconnect, so it "
@@ -363,6 +322,7 @@ class WebsocketTestClient:
         self.permessage_deflate = permessage_deflate
         self._lifespan = LifespanRunner(app, timeout=timeout) if lifespan else None
         self._task_group: anyio.abc.TaskGroup | None = None
+        self._primitives: Primitives | None = None
 
     @property
     def lifespan_state(self) -> dict[str, Any]:
@@ -370,6 +330,7 @@ class WebsocketTestClient:
         return self._lifespan.state if self._lifespan is not None else {}
 
     async def __aenter__(self) -> WebsocketTestClient:
+        self._primitives = Primitives()
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
         if self._lifespan is not None:
@@ -397,32 +358,54 @@ class WebsocketTestClient:
 
     # -- sessions ------------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def connect(
+    def connect(
         self,
         path: str,
         headers: HeadersArg = None,
         query_params: Mapping[str, Any] | None = None,
         subprotocols: Sequence[str] | None = None,
-    ) -> AsyncIterator[WebsocketTestSession]:
-        """Open a websocket to ``path``; raises :class:`WebsocketRejected` if refused."""
+    ) -> _Connecting:
+        """Open a websocket to ``path``: ``async with client.connect(path) as ws:``.
+
+        Entering raises :class:`WebsocketRejected` if the app refuses; leaving closes the
+        session (1000) and returns once the app has handled the disconnect.
+        """
         if self._task_group is None:
             raise RuntimeError("use 'async with WebsocketTestClient(app) as client:' first")
         session = WebsocketTestSession(
             self, path, headers=headers, query_params=query_params, subprotocols=subprotocols
         )
-        # The app runs in the client's task group and never raises there (its errors are
-        # kept and raised here, with their own type): no task group per session, so no
-        # ExceptionGroup, and a connect costs little more than starting one task.
+        return _Connecting(session, self._task_group)
+
+
+class _Connecting:
+    """What ``connect()`` returns: opens the session on entry, closes it on exit.
+
+    The app runs in the client's task group and never raises there (its errors are kept
+    and raised in the test, with their own type): no task group per session, so no
+    ExceptionGroup, and a connect costs little more than starting one task. If the test's
+    own scope is cancelled, the close is cut short and the app is cancelled with it.
+    """
+
+    __slots__ = ("_session", "_task_group")
+
+    def __init__(self, session: WebsocketTestSession, task_group: anyio.abc.TaskGroup) -> None:
+        self._session = session
+        self._task_group = task_group
+
+    async def __aenter__(self) -> WebsocketTestSession:
         try:
-            await session._open(self._task_group)
-            try:
-                yield session
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await session.close()
+            await self._session._open(self._task_group)
+        except BaseException:
+            self._session._cancel_app()
+            raise
+        return self._session
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        try:
+            await self._session.close()
         finally:
-            session._app_scope.cancel()
+            self._session._cancel_app()
 
 
 def _normalize_headers(headers: HeadersArg) -> list[tuple[bytes, bytes]]:
