@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import anyio
 import pytest
 
 from panther_ws.protocol.asgi import ASGIProtocolError
@@ -86,6 +89,26 @@ async def test_close_returns_after_the_app_handled_the_disconnect(wire: bool) ->
             assert state["disconnects"] == [4002]
             with pytest.raises(WebsocketClosed):
                 await ws.send("late")
+
+
+async def test_cancelling_the_test_cancels_the_app_it_left_running(wire: bool) -> None:
+    app_cancelled = anyio.Event()
+
+    async def stubborn_app(scope: dict[str, object], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        try:
+            await anyio.sleep_forever()  # never reads the disconnect
+        finally:
+            app_cancelled.set()
+
+    async with WebsocketTestClient(stubborn_app, wire=wire, lifespan=False) as client:
+        with anyio.move_on_after(0.05) as test_scope:
+            async with client.connect("/"):
+                await anyio.sleep_forever()
+        assert test_scope.cancelled_caught
+        with anyio.fail_after(1):
+            await app_cancelled.wait()
 
 
 async def test_a_silent_app_times_out_with_the_transcript(wire: bool) -> None:
