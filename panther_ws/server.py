@@ -19,6 +19,8 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from panther_ws._asyncio_stream import open_listener
+from panther_ws._primitives import Primitives
 from panther_ws.lifespan import LifespanRunner
 from panther_ws.protocol import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -80,6 +82,7 @@ class Server:
         self.config = config or ServerConfig()
         self.port: int | None = None
         self._connections: set[_Connection] = set()
+        self.primitives: Primitives  # the running backend's, set by serve()
         self._stop = anyio.Event()
         self._drained = anyio.Event()
         self._accept_stopped = anyio.Event()
@@ -92,13 +95,12 @@ class Server:
         self, *, task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         config = self.config
+        self.primitives = Primitives()
         async with anyio.create_task_group() as task_group:
             lifespan = LifespanRunner(self.app) if config.lifespan else None
             if lifespan is not None:
                 await lifespan.startup(task_group)
-            listener = await anyio.create_tcp_listener(
-                local_host=config.host, local_port=config.port
-            )
+            listener = await open_listener(config.host, config.port)
             self.port = int(listener.extra(anyio.abc.SocketAttribute.local_port))
             logger.info(
                 "panther-ws running on ws://%s:%d (Press CTRL+C to quit)", config.host, self.port
@@ -164,12 +166,17 @@ class _Connection:
             permessage_deflate=self.config.permessage_deflate,
             max_request_size=self.config.max_request_size,
         )
-        self._write_lock = anyio.Lock(fast_acquire=True)  # no yield when uncontended
+        self._writing = False  # a task is writing to the socket (see _flush)
+        self._writer_done: anyio.Event | None = None
+        self._write_failed = False
         self._to_app: deque[dict[str, Any]] = deque()
-        self._to_app_ready = anyio.Event()
+        # The hand-off to the app, on every message: the backend's own events (see
+        # panther_ws._primitives), created when a wait starts.
+        self._new_event = server.primitives.event
+        self._to_app_ready = self._new_event()
         self._app_waiting = False
         self._app_done = False
-        self._app_moved = anyio.Event()
+        self._app_moved = self._new_event()
         self._pong_received = anyio.Event()
         self._closed = anyio.Event()
         self._bridge: ASGIConnectionBridge | None = None
@@ -289,7 +296,7 @@ class _Connection:
         while not self._to_app:
             self._app_waiting = True
             self._app_moved.set()
-            self._to_app_ready = anyio.Event()
+            self._to_app_ready = self._new_event()
             await self._to_app_ready.wait()
         self._app_waiting = False
         message = self._to_app.popleft()
@@ -300,7 +307,7 @@ class _Connection:
     async def _wait_until_the_app_is_ready(self) -> None:
         """Until the app has handled every delivered message and waits for the next one."""
         while not self._app_done and (self._to_app or not self._app_waiting):
-            self._app_moved = anyio.Event()
+            self._app_moved = self._new_event()
             await self._app_moved.wait()
 
     async def _send(self, message: dict[str, Any]) -> None:
@@ -322,22 +329,54 @@ class _Connection:
     # -- bytes -----------------------------------------------------------------------------------
 
     async def _write(self, data: bytes) -> None:
-        async with self._write_lock:
-            try:
-                await self.stream.send(data)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                pass  # a best-effort error response to a client that is already gone
+        """An HTTP error response (no frame has been sent): best effort."""
+        try:
+            await self._wait_for_writer()
+        except ClientDisconnected:
+            return
+        self._writing = True
+        try:
+            await self.stream.send(data)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            pass  # the client is already gone
+        finally:
+            self._release_writer()
 
     async def _flush(self) -> None:
-        """Write what the core queued; a vanished client is ``ClientDisconnected`` (ASGI)."""
-        # Drain inside the lock so bytes leave in the order the core produced them.
-        async with self._write_lock:
-            data = self.core.data_to_send()
-            if data:
-                try:
-                    await self.stream.send(data)
-                except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-                    raise ClientDisconnected("the client has disconnected") from exc
+        """Write what the core queued; a vanished client is ``ClientDisconnected`` (ASGI).
+
+        One task writes at a time and, before it stops, also writes what others queued
+        meanwhile: bytes leave in the order the core produced them, and a task that finds
+        the socket busy returns once the writer has written its bytes too (the backpressure
+        an app's ``send()`` relies on). No lock: the uncontended path, nearly every send,
+        costs no more than the write itself.
+        """
+        if self._writing:
+            await self._wait_for_writer()
+            return
+        self._writing = True
+        try:
+            while data := self.core.data_to_send():
+                await self.stream.send(data)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            self._write_failed = True
+            raise ClientDisconnected("the client has disconnected") from exc
+        finally:
+            self._release_writer()
+
+    async def _wait_for_writer(self) -> None:
+        while self._writing:
+            if self._writer_done is None:
+                self._writer_done = anyio.Event()
+            await self._writer_done.wait()
+        if self._write_failed:
+            raise ClientDisconnected("the client has disconnected")
+
+    def _release_writer(self) -> None:
+        self._writing = False
+        if self._writer_done is not None:
+            self._writer_done.set()
+            self._writer_done = None
 
     async def _flush_quietly(self) -> None:
         """Flush where nobody could act on a vanished client: the reader sees the EOF."""

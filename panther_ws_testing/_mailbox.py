@@ -1,43 +1,15 @@
-"""The harness's queue between the test's task and the app's task, and its two primitives.
+"""The harness's queue between the test's task and the app's task.
 
-Every round trip in a test crosses this twice, so its cost is the harness's overhead. anyio
-dispatches each ``checkpoint()`` and ``Event()`` to the running backend by looking the
-backend up again (about 1 us each, a tenth of a whole round trip); :class:`Primitives`
-looks it up once per client and calls the backend's own functions, which are what anyio
-would have called. Everything else (task groups, cancel scopes, timeouts) stays anyio's.
+Every round trip in a test crosses it twice, so its cost is the harness's overhead: it waits
+with the backend's own event class (:class:`panther_ws._primitives.Primitives`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
 
-import sniffio
-
-
-class _Event(Protocol):
-    def set(self) -> None: ...
-    def wait(self) -> Awaitable[Any]: ...
-
-
-class Primitives:
-    """The running backend's zero-time yield and event class, as anyio would pick them."""
-
-    __slots__ = ("checkpoint", "event")
-
-    def __init__(self) -> None:
-        self.checkpoint: Callable[[], Awaitable[None]]
-        self.event: Callable[[], _Event]
-        if sniffio.current_async_library() == "trio":
-            import trio
-
-            self.checkpoint, self.event = trio.lowlevel.checkpoint, trio.Event
-        else:  # anyio's asyncio checkpoint is exactly sleep(0)
-            self.checkpoint = functools.partial(asyncio.sleep, 0)
-            self.event = asyncio.Event
+from panther_ws._primitives import Event, Primitives
 
 
 class Mailbox:
@@ -52,7 +24,7 @@ class Mailbox:
     def __init__(self, primitives: Primitives) -> None:
         self._items: deque[Any] = deque()
         self._primitives = primitives
-        self._waiter: _Event | None = None
+        self._waiter: Event | None = None
 
     def put(self, item: Any) -> None:
         self._items.append(item)

@@ -19,6 +19,7 @@ import anyio
 import anyio.abc
 import orjson
 
+from panther_ws._primitives import Primitives
 from panther_ws.lifespan import LifespanRunner
 from panther_ws.protocol import DEFAULT_MAX_MESSAGE_SIZE
 from panther_ws.protocol.asgi import ASGIProtocolError, build_scope
@@ -30,7 +31,7 @@ from panther_ws.session import (
     WebsocketRejected,
 )
 from panther_ws_testing._links import DirectLink, Ends, Link, Rejection, WireLink
-from panther_ws_testing._mailbox import Mailbox, Primitives
+from panther_ws_testing._mailbox import Mailbox
 
 ASGIMessage = MutableMapping[str, Any]
 ASGIApp = Callable[

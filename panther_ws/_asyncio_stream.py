@@ -1,0 +1,207 @@
+"""The server's sockets on asyncio: anyio's stream interface at the cost of a bare transport.
+
+anyio's asyncio ``SocketStream`` resumes and pauses the transport's reading around every
+``receive()`` (two ``epoll_ctl`` system calls and the selector's bookkeeping per message) and
+yields to the event loop after every ``send()``. Both are sound for a general stream; for a
+websocket server they are most of the cost of a small message. This stream keeps reading
+until ``READ_BUFFER_LIMIT`` bytes wait unread (then pauses: the peer slows down, memory stays
+bounded), returns buffered bytes without a detour through the event loop, and makes ``send()``
+wait only while the socket cannot take more (the write buffer limit is 0, as in anyio: a
+send returns once the kernel has the bytes, so a slow reader slows the app that writes).
+
+:func:`open_listener` returns anyio's listener on trio and wraps it on asyncio, so the
+server has one code path: everything else stays on anyio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import anyio
+import anyio.abc
+import sniffio
+
+READ_BUFFER_LIMIT = 256 * 1024
+READ_SIZE = 64 * 1024
+
+
+async def open_listener(host: str, port: int) -> anyio.abc.Listener[anyio.abc.SocketStream]:
+    """A TCP listener whose streams are :class:`AsyncioSocketStream` on asyncio."""
+    listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+    if sniffio.current_async_library() != "asyncio":
+        return listener
+    return _AsyncioListener(listener)
+
+
+class _AsyncioListener(anyio.abc.Listener[anyio.abc.SocketStream]):
+    """anyio's listener (address resolution, dual stack, options) with our streams."""
+
+    def __init__(self, listener: anyio.abc.Listener[anyio.abc.SocketStream]) -> None:
+        self._listener = listener
+        sub_listeners = getattr(listener, "listeners", [listener])
+        self._sockets: list[socket.socket] = [
+            sub.extra(anyio.abc.SocketAttribute.raw_socket) for sub in sub_listeners
+        ]
+
+    @property
+    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
+        return self._listener.extra_attributes
+
+    async def serve(
+        self,
+        handler: Callable[[anyio.abc.SocketStream], Any],
+        task_group: anyio.abc.TaskGroup | None = None,
+    ) -> None:
+        assert task_group is not None, "the server always passes its task group"
+        async with anyio.create_task_group() as accepting:
+            for listening in self._sockets:
+                accepting.start_soon(self._accept_forever, listening, handler, task_group)
+
+    async def _accept_forever(
+        self,
+        listening: socket.socket,
+        handler: Callable[[anyio.abc.SocketStream], Any],
+        task_group: anyio.abc.TaskGroup,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            client, _ = await loop.sock_accept(listening)
+            try:
+                transport, protocol = await loop.connect_accepted_socket(_Protocol, client)
+            except OSError:
+                client.close()  # the client left between accept and setup
+                continue
+            task_group.start_soon(handler, AsyncioSocketStream(transport, protocol))
+
+    async def aclose(self) -> None:
+        await self._listener.aclose()
+
+
+class _Protocol(asyncio.BufferedProtocol):
+    """Buffers what arrives and wakes the one reader; tracks whether writing may go on.
+
+    A buffered protocol, so the transport reads into one reused buffer: a plain protocol
+    gets a fresh 256 KiB ``bytes`` per read, which the allocator maps, shrinks and unmaps
+    (three system calls per message).
+    """
+
+    def __init__(self) -> None:
+        self.read_buffer = bytearray(READ_SIZE)
+        self.chunks: deque[bytes] = deque()
+        self.buffered = 0
+        self.eof = False
+        self.error: BaseException | None = None
+        self.lost = False
+        self.reading_paused = False
+        self.writing_paused = False
+        self.read_waiter: asyncio.Future[None] | None = None
+        self.drain_waiter: asyncio.Future[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(0)
+
+    def get_buffer(self, sizehint: int) -> bytearray:
+        return self.read_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        data = bytes(memoryview(self.read_buffer)[:nbytes])
+        self.chunks.append(data)
+        self.buffered += len(data)
+        if self.buffered > READ_BUFFER_LIMIT and not self.reading_paused:
+            self.reading_paused = True
+            self.transport.pause_reading()
+        self._wake_reader()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake_reader()
+        return True  # keep the transport open: the server may still write a close frame
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self.error = exc
+        self._wake_reader()
+        self._wake_writer()
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        self._wake_writer()
+
+    def _wake_reader(self) -> None:
+        waiter = self.read_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _wake_writer(self) -> None:
+        waiter = self.drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+class AsyncioSocketStream(anyio.abc.SocketStream):
+    """An anyio socket stream on an asyncio transport, with the costs described above."""
+
+    def __init__(self, transport: asyncio.Transport, protocol: _Protocol) -> None:
+        self._transport = transport
+        self._protocol = protocol
+        self._closed = False
+        # Looked up once: on Python 3.11 every get_running_loop() is a getpid() system call.
+        self._loop = asyncio.get_running_loop()
+
+    @property
+    def _raw_socket(self) -> socket.socket:
+        sock: socket.socket = self._transport.get_extra_info("socket")
+        return sock
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        protocol = self._protocol
+        while not protocol.chunks:
+            if self._closed:
+                raise anyio.ClosedResourceError
+            if protocol.error is not None:
+                raise anyio.BrokenResourceError from protocol.error
+            if protocol.eof or protocol.lost:
+                raise anyio.EndOfStream
+            protocol.read_waiter = self._loop.create_future()
+            await protocol.read_waiter
+        chunk = protocol.chunks.popleft()
+        if len(chunk) > max_bytes:
+            chunk, rest = chunk[:max_bytes], chunk[max_bytes:]
+            protocol.chunks.appendleft(rest)
+        protocol.buffered -= len(chunk)
+        if protocol.reading_paused and protocol.buffered <= READ_BUFFER_LIMIT // 2:
+            protocol.reading_paused = False
+            self._transport.resume_reading()
+        return chunk
+
+    async def send(self, item: bytes) -> None:
+        protocol = self._protocol
+        if self._closed:
+            raise anyio.ClosedResourceError
+        if protocol.lost or self._transport.is_closing():
+            raise anyio.BrokenResourceError from protocol.error
+        self._transport.write(item)
+        while protocol.writing_paused and not protocol.lost:
+            protocol.drain_waiter = self._loop.create_future()
+            await protocol.drain_waiter
+        if protocol.lost:
+            raise anyio.BrokenResourceError from protocol.error
+
+    async def send_eof(self) -> None:
+        self._transport.write_eof()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        self._transport.close()  # sends what is still buffered, then closes
+        self._protocol._wake_reader()
+        self._protocol._wake_writer()
+        await anyio.lowlevel.checkpoint()
