@@ -34,26 +34,26 @@ from panther_ws_testing import WebsocketTestClient
 SMALL, LARGE, CYCLES = ("x" * 32, 1000), (b"y" * 65536, 100), 200
 
 
-# -- the floor: two asyncio.Queues and nothing else ----------------------------------------
+# -- the floor: two queues and nothing else ----------------------------------------
+
+
+async def _echo_through(to_app: Any, to_client: Any, payload: Any, count: int) -> None:
+    """The client's side of the floor: the app's queues and nothing else."""
+    await to_app({"type": "websocket.connect"})
+    await to_client()
+    key = "text" if isinstance(payload, str) else "bytes"
+    for _ in range(count):
+        await to_app({"type": "websocket.receive", key: payload})
+        await to_client()
+    await to_app({"type": "websocket.disconnect", "code": 1000})
 
 
 async def floor_session(payload: Any, count: int) -> None:
     to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     to_client: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     task = asyncio.ensure_future(echo({"type": "websocket"}, to_app.get, to_client.put))
-    await to_app.put({"type": "websocket.connect"})
-    await to_client.get()
-    key = "text" if isinstance(payload, str) else "bytes"
-    for _ in range(count):
-        await to_app.put({"type": "websocket.receive", key: payload})
-        await to_client.get()
-    await to_app.put({"type": "websocket.disconnect", "code": 1000})
+    await _echo_through(to_app.put, to_client.get, payload, count)
     await task
-
-
-async def floor_cycles() -> None:
-    for _ in range(CYCLES):
-        await floor_session("x", 0)
 
 
 async def trio_floor_session(payload: Any, count: int) -> None:
@@ -63,18 +63,12 @@ async def trio_floor_session(payload: Any, count: int) -> None:
     to_client_send, to_client = trio.open_memory_channel[dict[str, Any]](math.inf)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(echo, {"type": "websocket"}, to_app.receive, to_client_send.send)
-        await to_app_send.send({"type": "websocket.connect"})
-        await to_client.receive()
-        key = "text" if isinstance(payload, str) else "bytes"
-        for _ in range(count):
-            await to_app_send.send({"type": "websocket.receive", key: payload})
-            await to_client.receive()
-        await to_app_send.send({"type": "websocket.disconnect", "code": 1000})
+        await _echo_through(to_app_send.send, to_client.receive, payload, count)
 
 
-async def trio_floor_cycles() -> None:
+async def floor_cycles(session: Any = floor_session) -> None:
     for _ in range(CYCLES):
-        await trio_floor_session("x", 0)
+        await session("x", 0)
 
 
 # -- ours ------------------------------------------------------------------------------------
@@ -174,7 +168,7 @@ def main() -> None:
         "floor (2 trio channels)": (
             run(trio_floor_session, *SMALL, backend="trio"),
             run(trio_floor_session, *LARGE, backend="trio"),
-            run(trio_floor_cycles, backend="trio"),
+            run(floor_cycles, trio_floor_session, backend="trio"),
         ),
         "ours direct (trio)": (
             run(ours, *SMALL, False, backend="trio"),
