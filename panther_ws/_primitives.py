@@ -18,6 +18,8 @@ import sniffio
 
 
 class Event(Protocol):
+    """What ``asyncio.Event`` and ``trio.Event`` share, and all the hot paths use."""
+
     def set(self) -> None: ...
     def wait(self) -> Awaitable[Any]: ...
 

@@ -36,8 +36,7 @@ class Rejection(Event):
 
 
 class Ends:
-    """Where a link delivers: the app's inbox (each message also written to the
-    transcript) and the client's.
+    """Where a link delivers: the app's inbox (and the transcript) and the client's inbox.
 
     A link holds this rather than methods of its session, so a finished session is no
     reference cycle: it is freed at once instead of by the cycle collector, whose passes
