@@ -18,6 +18,7 @@ import anyio
 import anyio.abc
 import orjson
 
+from panther_ws._pump import Keepalive, OrderedWriter
 from panther_ws.protocol import (
     DEFAULT_MAX_MESSAGE_SIZE,
     Accepted,
@@ -66,8 +67,8 @@ class ClientSession(TypedReceiveMixin):
         self._inbox_ready = anyio.Event()
         self._closed_event: Closed | None = None
         self._closed = anyio.Event()
-        self._pong = anyio.Event()
-        self._write_lock = anyio.Lock(fast_acquire=True)  # no yield when uncontended
+        self._writer = OrderedWriter(core, stream)
+        self._keepalive = Keepalive(core, self._writer)
         self._receiver_waiting = False
         self._closing = False
         self._moved = anyio.Event()
@@ -129,33 +130,18 @@ class ClientSession(TypedReceiveMixin):
             self._inbox.append(event)
             self._closed.set()
         elif isinstance(event, Pong):
-            self._pong.set()
+            self._keepalive.pong_received()
         self._inbox_ready.set()
 
     async def _flush(self) -> None:
-        async with self._write_lock:
-            data = self._core.data_to_send()
-            if data:
-                try:
-                    await self._stream.send(data)
-                except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                    pass  # the peer is gone; the reader reports the close
+        try:
+            await self._writer.flush()
+        except anyio.BrokenResourceError:
+            pass  # the peer is gone; the reader reports the close
 
-    async def _keepalive(self, interval: float, timeout: float) -> None:
-        while self._core.state is ConnectionState.OPEN:
-            await anyio.sleep(interval)
-            if self._core.state is not ConnectionState.OPEN:
-                return
-            self._pong = anyio.Event()
-            self._core.ping(b"keepalive")
-            await self._flush()
-            with anyio.move_on_after(timeout):
-                await self._pong.wait()
-            if not self._pong.is_set() and self._core.state is ConnectionState.OPEN:
-                self._core.close(1011, "keepalive ping timeout")
-                await self._flush()
-                await self._stream.aclose()
-                return
+    async def _keep_alive(self, interval: float, timeout: float) -> None:
+        if await self._keepalive.run(interval, timeout):
+            await self._stream.aclose()
 
     # -- the session surface -------------------------------------------------------------
 
@@ -275,7 +261,7 @@ async def connect(
         async with anyio.create_task_group() as task_group:
             task_group.start_soon(session._read)
             if ping_interval is not None:
-                task_group.start_soon(session._keepalive, ping_interval, ping_timeout)
+                task_group.start_soon(session._keep_alive, ping_interval, ping_timeout)
             try:
                 yield session
             except BaseException as exc:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import signal
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -21,6 +20,7 @@ import anyio.abc
 
 from panther_ws._asyncio_stream import open_listener
 from panther_ws._primitives import Primitives
+from panther_ws._pump import Keepalive, OrderedWriter
 from panther_ws.lifespan import LifespanRunner
 from panther_ws.protocol import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -166,9 +166,8 @@ class _Connection:
             permessage_deflate=self.config.permessage_deflate,
             max_request_size=self.config.max_request_size,
         )
-        self._writing = False  # a task is writing to the socket (see _flush)
-        self._writer_done: anyio.Event | None = None
-        self._write_failed = False
+        self._writer = OrderedWriter(self.core, stream)
+        self._keepalive = Keepalive(self.core, self._writer)
         self._to_app: deque[dict[str, Any]] = deque()
         # The hand-off to the app, on every message: the backend's own events (see
         # panther_ws._primitives), created when a wait starts.
@@ -177,7 +176,6 @@ class _Connection:
         self._app_waiting = False
         self._app_done = False
         self._app_moved = self._new_event()
-        self._pong_received = anyio.Event()
         self._closed = anyio.Event()
         self._bridge: ASGIConnectionBridge | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
@@ -221,7 +219,7 @@ class _Connection:
                 self._task_group = task_group
                 task_group.start_soon(self._read_frames)
                 if self.config.ping_interval is not None:
-                    task_group.start_soon(self._keepalive)
+                    task_group.start_soon(self._keep_alive, self.config.ping_interval)
                 await self._run_app()
                 await self._finish_closing()
                 task_group.cancel_scope.cancel()
@@ -330,58 +328,20 @@ class _Connection:
 
     async def _write(self, data: bytes) -> None:
         """An HTTP error response (no frame has been sent): best effort."""
-        try:
-            await self._wait_for_writer()
-        except ClientDisconnected:
-            return
-        self._writing = True
-        try:
-            await self.stream.send(data)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-            pass  # the client is already gone
-        finally:
-            self._release_writer()
+        with contextlib.suppress(anyio.BrokenResourceError):
+            await self._writer.write_raw(data)
 
     async def _flush(self) -> None:
-        """Write what the core queued; a vanished client is ``ClientDisconnected`` (ASGI).
-
-        One task writes at a time and, before it stops, also writes what others queued
-        meanwhile: bytes leave in the order the core produced them, and a task that finds
-        the socket busy returns once the writer has written its bytes too (the backpressure
-        an app's ``send()`` relies on). No lock: the uncontended path, nearly every send,
-        costs no more than the write itself.
-        """
-        if self._writing:
-            await self._wait_for_writer()
-            return
-        self._writing = True
+        """Write what the core queued; a vanished client is ``ClientDisconnected`` (ASGI)."""
         try:
-            while data := self.core.data_to_send():
-                await self.stream.send(data)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-            self._write_failed = True
+            await self._writer.flush()
+        except anyio.BrokenResourceError as exc:
             raise ClientDisconnected("the client has disconnected") from exc
-        finally:
-            self._release_writer()
-
-    async def _wait_for_writer(self) -> None:
-        while self._writing:
-            if self._writer_done is None:
-                self._writer_done = anyio.Event()
-            await self._writer_done.wait()
-        if self._write_failed:
-            raise ClientDisconnected("the client has disconnected")
-
-    def _release_writer(self) -> None:
-        self._writing = False
-        if self._writer_done is not None:
-            self._writer_done.set()
-            self._writer_done = None
 
     async def _flush_quietly(self) -> None:
         """Flush where nobody could act on a vanished client: the reader sees the EOF."""
-        with contextlib.suppress(ClientDisconnected):
-            await self._flush()
+        with contextlib.suppress(anyio.BrokenResourceError):
+            await self._writer.flush()
 
     def _deliver(self, message: dict[str, Any]) -> None:
         self._to_app.append(message)
@@ -400,7 +360,7 @@ class _Connection:
                 break
             for event in self.core.events():
                 if isinstance(event, Pong):
-                    self._pong_received.set()
+                    self._keepalive.pong_received()
                 elif isinstance(event, Closed):
                     # Our close frame leaves before the app learns of the close, so an app
                     # that returns at once cannot cut it off.
@@ -425,29 +385,13 @@ class _Connection:
             with anyio.move_on_after(self.config.close_timeout):
                 await self._closed.wait()
 
-    async def _keepalive(self) -> None:
-        interval = self.config.ping_interval or math.inf
-        while self.core.state is ConnectionState.OPEN:
-            await anyio.sleep(interval)
-            if self.core.state is not ConnectionState.OPEN:
-                return
-            self._pong_received = anyio.Event()
-            self.core.ping(b"keepalive")
-            await self._flush_quietly()
-            with anyio.move_on_after(self.config.ping_timeout):
-                await self._pong_received.wait()
-            if not self._pong_received.is_set() and self.core.state is ConnectionState.OPEN:
-                logger.info("%s - keepalive ping timed out", _peer(self.client_address))
-                self.core.close(1011, "keepalive ping timeout")
-                await self._flush_quietly()
-                self._deliver(
-                    {
-                        "type": "websocket.disconnect",
-                        "code": 1011,
-                        "reason": "keepalive ping timeout",
-                    }
-                )
-                self._closed.set()
+    async def _keep_alive(self, interval: float) -> None:
+        if await self._keepalive.run(interval, self.config.ping_timeout):
+            logger.info("%s - keepalive ping timed out", _peer(self.client_address))
+            self._deliver(
+                {"type": "websocket.disconnect", "code": 1011, "reason": "keepalive ping timeout"}
+            )
+            self._closed.set()
 
 
 def _peer(address: tuple[str, int] | None) -> str:

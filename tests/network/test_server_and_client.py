@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
+import anyio.abc
 import pytest
 
 from panther_ws.client import connect
+from panther_ws.protocol import ClientConnection, ConnectionState, ServerConnection
+from panther_ws.protocol.events import Request
 from panther_ws.server import Server, ServerConfig
 from panther_ws_testing import WebsocketClosed, WebsocketRejected
 from tests.network import apps
@@ -122,6 +127,61 @@ async def test_keepalive_pings_are_answered_by_our_client() -> None:
             await anyio.sleep(0.3)
             await ws.send("still here")
             assert await ws.receive() == "still here"
+
+
+async def test_a_client_that_never_answers_pings_is_closed_with_1011() -> None:
+    disconnects: list[dict[str, object]] = []
+    disconnected = anyio.Event()
+
+    async def app(scope: dict[str, object], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        disconnects.append(await receive())
+        disconnected.set()
+
+    async with running(app, lifespan=False, ping_interval=0.05, ping_timeout=0.1) as server:
+        stream = await anyio.connect_tcp("127.0.0.1", server.port)  # type: ignore[arg-type]
+        async with stream:
+            core = ClientConnection("127.0.0.1", "/")
+            await stream.send(core.data_to_send())
+            with anyio.fail_after(5):
+                with contextlib.suppress(anyio.EndOfStream):
+                    while not disconnects:  # read, so the server's pings arrive; never answer
+                        core.receive_data(await stream.receive())
+                        list(core.events())
+                        core.data_to_send()  # the automatic pongs are dropped, not sent
+                await disconnected.wait()  # the server hung up; its app may still be on the way
+            assert core.close_code == 1011
+    assert disconnects == [
+        {"type": "websocket.disconnect", "code": 1011, "reason": "keepalive ping timeout"}
+    ]
+
+
+async def test_our_client_gives_up_on_a_server_that_never_answers_pings() -> None:
+    async def deaf_server(stream: anyio.abc.SocketStream) -> None:
+        core = ServerConnection()
+        async with stream:
+            while core.state is ConnectionState.CONNECTING:
+                core.receive_data(await stream.receive())
+                for event in core.events():
+                    if isinstance(event, Request):
+                        core.accept()
+            await stream.send(core.data_to_send())
+            with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+                while True:  # read and ignore everything, pings included
+                    await stream.receive()
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with anyio.create_task_group() as task_group:
+        task_group.start_soon(listener.serve, deaf_server)
+        async with connect(
+            f"ws://127.0.0.1:{port}/", ping_interval=0.05, ping_timeout=0.1
+        ) as ws:
+            with anyio.fail_after(5), pytest.raises(WebsocketClosed) as closed:
+                await ws.receive()
+        assert closed.value.code == 1011
+        task_group.cancel_scope.cancel()
 
 
 async def test_a_refused_tcp_connection_is_an_os_error() -> None:
