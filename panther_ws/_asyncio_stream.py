@@ -201,7 +201,13 @@ class AsyncioSocketStream(anyio.abc.SocketStream):
 
     async def aclose(self) -> None:
         self._closed = True
-        self._transport.close()  # sends what is still buffered, then closes
+        # As anyio does: close gracefully, give the loop one pass to hand the kernel what
+        # is still buffered, then abort. A peer that stopped reading would otherwise keep
+        # the socket open for as long as it likes; the WebSocket close handshake already
+        # made sure a peer that still reads has everything that mattered.
+        self._transport.close()
         self._protocol._wake_reader()
         self._protocol._wake_writer()
         await anyio.lowlevel.checkpoint()
+        if self._transport.get_write_buffer_size():
+            self._transport.abort()

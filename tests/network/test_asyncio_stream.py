@@ -117,6 +117,25 @@ async def test_a_reset_connection_breaks_sends() -> None:
             await stream.send(b"anyone?")
 
 
+async def test_closing_does_not_wait_for_a_peer_that_stopped_reading() -> None:
+    async with accepted() as (stream, _client_socket):
+        send_failed = anyio.Event()
+
+        async def flood() -> None:
+            with pytest.raises((anyio.BrokenResourceError, anyio.ClosedResourceError)):
+                while True:
+                    await stream.send(b"x" * 65536)
+            send_failed.set()
+
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(flood)
+            await anyio.sleep(0.3)  # the kernel buffers fill: the flood blocks in send()
+            assert stream._protocol.writing_paused
+            with anyio.fail_after(1):
+                await stream.aclose()
+                await send_failed.wait()
+
+
 async def test_a_closed_stream_refuses_to_be_used() -> None:
     async with accepted() as (stream, _client_socket):
         await stream.aclose()
