@@ -72,6 +72,11 @@ class RedisServer:
                 self._process.wait()
         self._process = None
 
+    def close(self) -> None:
+        """Stop the server for good and remove its working directory."""
+        self.stop()
+        shutil.rmtree(self._directory, ignore_errors=True)
+
     def restart(self) -> None:
         self.stop()
         self.start()
@@ -96,7 +101,7 @@ def redis_server(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
     try:
         yield server
     finally:
-        server.stop()
+        server.close()
 
 
 @pytest.fixture(scope="session")

@@ -30,6 +30,7 @@ from panther_ws.session import (
     WebsocketClosed,
     WebsocketRejected,
 )
+from panther_ws_testing._apps import AppTasks
 from panther_ws_testing._links import DirectLink, Ends, Link, Rejection, WireLink
 from panther_ws_testing._mailbox import Mailbox
 
@@ -74,7 +75,7 @@ class WebsocketTestSession(TypedReceiveMixin):
         self._app_inbox = Mailbox(primitives)  # what the app's receive() returns: ASGI messages
         ends = Ends(self._app_inbox, self._inbox, self.transcript)
         self._app_done = False  # set, with a wake-up of the inbox, when the app returns
-        self._app_task: anyio.TaskHandle[None] | None = None
+        self._cancel_app_task: Callable[[], object] | None = None
         self._disconnect_seen = False
         self._app_error: BaseException | None = None
         self._error_raised = False
@@ -153,8 +154,8 @@ class WebsocketTestSession(TypedReceiveMixin):
 
     def _cancel_app(self) -> None:
         """Cancel an app still running after its session ended (rejected, or stuck)."""
-        if not self._app_done and self._app_task is not None:
-            self._app_task.cancel()
+        if not self._app_done and self._cancel_app_task is not None:
+            self._cancel_app_task()
 
     def _fail_like_a_server(self) -> None:
         # What a client on the wire sees when the app crashes: HTTP 500 before accept,
@@ -166,13 +167,13 @@ class WebsocketTestSession(TypedReceiveMixin):
 
     # -- opening -------------------------------------------------------------------------
 
-    async def _open(self, task_group: anyio.abc.TaskGroup) -> None:
+    async def _open(self, apps: AppTasks) -> None:
         if isinstance(self._link, WireLink):
             self._scope = self._link.connect()
         self._scope["state"] = dict(self._client.lifespan_state)
         if isinstance(self._link, DirectLink):
             self._link.connect()
-        self._app_task = task_group.create_task(self._run_app(), name=f"app for {self._path}")
+        self._cancel_app_task = apps.start(self._run_app(), name=f"app for {self._path}")
         event = await self._next_event(self._timeout, waiting_for="the app to accept")
         if isinstance(event, Accepted):
             self.accepted = True
@@ -323,6 +324,7 @@ class WebsocketTestClient:
         self.permessage_deflate = permessage_deflate
         self._lifespan = LifespanRunner(app, timeout=timeout) if lifespan else None
         self._task_group: anyio.abc.TaskGroup | None = None
+        self._apps: AppTasks | None = None
         self._primitives: Primitives | None = None
 
     @property
@@ -341,6 +343,7 @@ class WebsocketTestClient:
                 self._task_group.cancel_scope.cancel()
                 await self._task_group.__aexit__(None, None, None)
                 raise
+        self._apps = AppTasks(self._task_group)
         return self
 
     async def __aexit__(
@@ -350,7 +353,10 @@ class WebsocketTestClient:
         traceback: TracebackType | None,
     ) -> None:
         assert self._task_group is not None
+        assert self._apps is not None
+        apps, self._apps = self._apps, None
         try:
+            await apps.aclose()  # as a server does: connections end before the lifespan
             if self._lifespan is not None and exc is None:
                 await self._lifespan.shutdown()
         finally:
@@ -371,32 +377,32 @@ class WebsocketTestClient:
         Entering raises :class:`WebsocketRejected` if the app refuses; leaving closes the
         session (1000) and returns once the app has handled the disconnect.
         """
-        if self._task_group is None:
+        if self._apps is None:
             raise RuntimeError("use 'async with WebsocketTestClient(app) as client:' first")
         session = WebsocketTestSession(
             self, path, headers=headers, query_params=query_params, subprotocols=subprotocols
         )
-        return _Connecting(session, self._task_group)
+        return _Connecting(session, self._apps)
 
 
 class _Connecting:
     """What ``connect()`` returns: opens the session on entry, closes it on exit.
 
-    The app runs in the client's task group and never raises there (its errors are kept
-    and raised in the test, with their own type): no task group per session, so no
-    ExceptionGroup, and a connect costs little more than starting one task. If the test's
-    own scope is cancelled, the close is cut short and the app is cancelled with it.
+    The app runs as one of the client's :class:`AppTasks` and never raises there (its
+    errors are kept and raised in the test, with their own type): no task group per
+    session, so no ExceptionGroup, and a connect costs little more than starting one task.
+    If the test's own scope is cancelled, the close is cut short and the app is cancelled.
     """
 
-    __slots__ = ("_session", "_task_group")
+    __slots__ = ("_apps", "_session")
 
-    def __init__(self, session: WebsocketTestSession, task_group: anyio.abc.TaskGroup) -> None:
+    def __init__(self, session: WebsocketTestSession, apps: AppTasks) -> None:
         self._session = session
-        self._task_group = task_group
+        self._apps = apps
 
     async def __aenter__(self) -> WebsocketTestSession:
         try:
-            await self._session._open(self._task_group)
+            await self._session._open(self._apps)
         except BaseException:
             self._session._cancel_app()
             raise

@@ -7,6 +7,7 @@ a worker or a group. It exits when its parent (the gunicorn master) is gone.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import sys
@@ -17,6 +18,7 @@ import anyio.abc
 import orjson
 
 _LENGTH = struct.Struct("!I")
+PRIVATE_DIRECTORY_PREFIX = "panther-ws-hub-"
 
 
 async def read_frame(stream: anyio.abc.ByteStream, buffer: bytearray) -> dict[str, Any]:
@@ -86,6 +88,15 @@ async def main(path: str, parent: int) -> None:
             await anyio.sleep(0.5)
         task_group.cancel_scope.cancel()
     os.unlink(path)
+    remove_private_directory(path)
+
+
+def remove_private_directory(path: str) -> None:
+    """Remove the directory ManagerBroker made for the hub's socket, once it is empty."""
+    directory = os.path.dirname(path)
+    if os.path.basename(directory).startswith(PRIVATE_DIRECTORY_PREFIX):
+        with contextlib.suppress(OSError):
+            os.rmdir(directory)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ is detected and refused with an error that says to add ``--preload`` (or use Red
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -27,7 +28,12 @@ import anyio
 import anyio.abc
 
 from panther_ws.brokers._codec import decode_delivery, encode_delivery
-from panther_ws.brokers._hub import frame, read_frame
+from panther_ws.brokers._hub import (
+    PRIVATE_DIRECTORY_PREFIX,
+    frame,
+    read_frame,
+    remove_private_directory,
+)
 from panther_ws.brokers.base import Broker, BrokerError, Delivery, DeliveryHandler
 
 
@@ -49,7 +55,7 @@ class ManagerBroker(Broker):
                 raise ValueError("ManagerBroker(start_hub=False) needs the hub's socket_path")
             self.socket_path = socket_path
             return
-        directory = tempfile.mkdtemp(prefix="panther-ws-hub-")
+        directory = tempfile.mkdtemp(prefix=PRIVATE_DIRECTORY_PREFIX)
         self.socket_path = socket_path or str(Path(directory) / "hub.sock")
         self._hub = subprocess.Popen(
             [sys.executable, "-m", "panther_ws.brokers._hub", self.socket_path, str(os.getpid())],
@@ -133,3 +139,7 @@ class ManagerBroker(Broker):
         if self._hub is not None and self._hub.poll() is None:
             self._hub.terminate()
             self._hub.wait(timeout=5)
+        if self._hub is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.socket_path)
+            remove_private_directory(self.socket_path)

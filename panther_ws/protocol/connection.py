@@ -120,6 +120,11 @@ class Connection:
         frames = self._frames
         return frames is not None and len(frames._frame_decoder.buffer) > 0
 
+    @property
+    def wants_to_write(self) -> bool:
+        """Whether ``data_to_send()`` has bytes (without draining them)."""
+        return bool(self._outgoing)
+
     def data_to_send(self) -> bytes:
         """Drain and return the bytes that should be written to the peer."""
         # A list of chunks joined once: no copy per send, one per drain (none for one chunk).

@@ -89,7 +89,7 @@ async def test_redis_restart_keeps_connections_and_delivery_resumes(anyio_backen
                 await on_a.send("group after restart")
                 assert await on_b.receive(timeout=5) == "group after restart"
     finally:
-        server.stop()
+        server.close()
 
 
 @pytest.mark.parametrize("anyio_backend", ["trio"])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
+
 SENT: list[int] = []
 
 
@@ -39,6 +41,8 @@ async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         for index in range(2000):
             await send({"type": "websocket.send", "bytes": b"x" * 65536})
             SENT.append(index)
+    if path == "/busy":
+        await anyio.sleep(30)  # never reads: the server must still answer pings and the close
     if path == "/kick":
         await send({"type": "websocket.close", "code": 4001, "reason": "kicked"})
     while True:

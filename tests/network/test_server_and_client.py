@@ -41,6 +41,63 @@ async def test_echo_text_bytes_and_json() -> None:
         assert await ws.receive_json() == {"a": [1, None]}
 
 
+@pytest.mark.parametrize("arrival", ["in one write", "one frame per write"])
+async def test_messages_pings_and_the_close_are_answered_in_order(arrival: str) -> None:
+    # On asyncio the server takes bytes in the transport's callback while the app waits and
+    # hands the rest (a second message, a ping, the close) to its reader: both paths here.
+    async with running() as server:
+        client = ClientConnection("127.0.0.1", "/echo", permessage_deflate=False)
+        stream = await anyio.connect_tcp("127.0.0.1", server.port)  # type: ignore[arg-type]
+        async with stream:
+            await stream.send(client.data_to_send())
+            while client.state is ConnectionState.CONNECTING:
+                client.receive_data(await stream.receive())
+            frames = []
+            for act in (
+                lambda: client.send("one"),
+                lambda: client.ping(b"p"),
+                lambda: client.send(b"two"),
+                lambda: client.close(1000, "bye"),
+            ):
+                act()
+                frames.append(client.data_to_send())
+            if arrival == "in one write":
+                await stream.send(b"".join(frames))
+            else:
+                for frame in frames:
+                    await stream.send(frame)
+                    await anyio.sleep(0.01)  # the app is back in receive() in between
+            events = list(client.events())
+            with anyio.fail_after(5):
+                while client.state is not ConnectionState.CLOSED:
+                    try:
+                        client.receive_data(await stream.receive())
+                    except anyio.EndOfStream:
+                        client.receive_data(None)
+                    events.extend(client.events())
+    assert [type(event).__name__ for event in events] == [
+        "Accepted",
+        "Message",
+        "Pong",
+        "Message",
+        "Closed",
+    ]
+    assert (events[1].data, events[3].data) == ("one", b"two")  # type: ignore[attr-defined]
+    assert events[2].payload == b"p"  # type: ignore[attr-defined]
+    assert (events[4].code, events[4].reason) == (1000, "bye")  # type: ignore[attr-defined]
+
+
+async def test_the_close_is_answered_while_the_app_is_busy() -> None:
+    async with running() as server:
+        async with connect(f"ws://127.0.0.1:{server.port}/busy") as ws:
+            await ws.send("unread")
+            # Apart: bytes that arrive with an unread message wait until the app reads it.
+            await anyio.sleep(0.1)
+            with anyio.fail_after(2):  # the app sleeps for 30 s
+                await ws.close(1000, "bye")
+        assert (ws.close_code, ws.close_reason) == (1000, "bye")
+
+
 async def test_subprotocol_is_negotiated() -> None:
     async with running() as server:
         async with connect(f"ws://127.0.0.1:{server.port}/", subprotocols=["chat"]) as ws:
@@ -175,9 +232,7 @@ async def test_our_client_gives_up_on_a_server_that_never_answers_pings() -> Non
     port = listener.extra(anyio.abc.SocketAttribute.local_port)
     async with anyio.create_task_group() as task_group:
         task_group.start_soon(listener.serve, deaf_server)
-        async with connect(
-            f"ws://127.0.0.1:{port}/", ping_interval=0.05, ping_timeout=0.1
-        ) as ws:
+        async with connect(f"ws://127.0.0.1:{port}/", ping_interval=0.05, ping_timeout=0.1) as ws:
             with anyio.fail_after(5), pytest.raises(WebsocketClosed) as closed:
                 await ws.receive()
         assert closed.value.code == 1011

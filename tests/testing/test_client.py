@@ -111,6 +111,31 @@ async def test_cancelling_the_test_cancels_the_app_it_left_running(wire: bool) -
             await app_cancelled.wait()
 
 
+async def test_leaving_the_client_cancels_an_app_that_swallowed_a_cancellation(
+    wire: bool,
+) -> None:
+    app_returned = anyio.Event()
+
+    async def swallowing_app(scope: dict[str, object], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        try:
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            pass  # wrong, but apps do it: the next await must be cancelled too
+        try:
+            await anyio.sleep_forever()
+        finally:
+            app_returned.set()
+
+    with anyio.fail_after(2):
+        async with WebsocketTestClient(swallowing_app, wire=wire, lifespan=False) as client:
+            with anyio.move_on_after(0.05):
+                async with client.connect("/"):
+                    await anyio.sleep_forever()
+        assert app_returned.is_set()
+
+
 async def test_a_silent_app_times_out_with_the_transcript(wire: bool) -> None:
     async with WebsocketTestClient(echo_app, wire=wire, timeout=0.2) as client:
         with pytest.raises(ReceiveTimeout, match="the app to accept"):
