@@ -8,7 +8,7 @@ and picows. Client: the websockets library's asyncio client in this process (fas
 framing, so the server is what is measured). Workloads: 5,000 sequential 32 B round trips;
 200 x 64 KiB; 50 concurrent connections x 200 x 32 B. Reported: round trips/s and the server
 process's CPU time per round trip (utime+stime from /proc), medians of 3 samples of at
-least 2 s each (the workload repeated), and the CPU ratio to the websockets server.
+least 1 s each (the workload repeated), and the CPU ratio to the websockets server.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from websockets.asyncio.client import connect
 
 ROOT = Path(__file__).resolve().parents[1]
 TICKS = os.sysconf("SC_CLK_TCK")
-SAMPLE_SECONDS = 2.0
+SAMPLE_SECONDS = 1.0
 
 SERVERS = {
     "panther-ws serve": [
