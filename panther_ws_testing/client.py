@@ -148,6 +148,10 @@ class WebsocketTestSession(TypedReceiveMixin):
             self._app_error = exc
             if not isinstance(exc, ASGIProtocolError) and not self._client.raise_app_exceptions:
                 self._fail_like_a_server()
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt | SystemExit | anyio.get_cancelled_exc_class()):
+                raise
+            self._app_error = exc  # pytest.fail() or pytest.skip() in the app: the test's own
         finally:
             self._app_done = True
             self._inbox.wake()
@@ -238,7 +242,11 @@ class WebsocketTestSession(TypedReceiveMixin):
         error = self._app_error
         if error is None or self._error_raised:
             return
-        if self._client.raise_app_exceptions or isinstance(error, ASGIProtocolError):
+        if (
+            self._client.raise_app_exceptions
+            or isinstance(error, ASGIProtocolError)
+            or not isinstance(error, Exception)
+        ):
             self._error_raised = True
             raise error
 

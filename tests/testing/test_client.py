@@ -136,6 +136,23 @@ async def test_leaving_the_client_cancels_an_app_that_swallowed_a_cancellation(
         assert app_returned.is_set()
 
 
+@pytest.mark.parametrize("raise_app_exceptions", [True, False])
+async def test_pytest_fail_in_the_app_fails_the_test(
+    wire: bool, raise_app_exceptions: bool
+) -> None:
+    async def asserting_app(scope: dict[str, object], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        pytest.fail("the app saw something wrong")
+
+    async with WebsocketTestClient(
+        asserting_app, wire=wire, lifespan=False, raise_app_exceptions=raise_app_exceptions
+    ) as client:
+        with pytest.raises(pytest.fail.Exception, match="the app saw something wrong"):
+            async with client.connect("/") as ws:
+                await ws.receive()
+
+
 async def test_a_silent_app_times_out_with_the_transcript(wire: bool) -> None:
     async with WebsocketTestClient(echo_app, wire=wire, timeout=0.2) as client:
         with pytest.raises(ReceiveTimeout, match="the app to accept"):
