@@ -351,7 +351,7 @@ class WebsocketTestClient:
                 self._task_group.cancel_scope.cancel()
                 await self._task_group.__aexit__(None, None, None)
                 raise
-        self._apps = AppTasks(self._task_group)
+        self._apps = await AppTasks().__aenter__()
         return self
 
     async def __aexit__(
@@ -364,7 +364,7 @@ class WebsocketTestClient:
         assert self._apps is not None
         apps, self._apps = self._apps, None
         try:
-            await apps.aclose()  # as a server does: connections end before the lifespan
+            await apps.__aexit__(None, None, None)  # as a server: connections end first
             if self._lifespan is not None and exc is None:
                 await self._lifespan.shutdown()
         finally:
