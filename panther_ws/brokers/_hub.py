@@ -87,12 +87,13 @@ async def main(path: str, parent: int) -> None:
         while os.getppid() == parent:  # noqa: ASYNC110
             await anyio.sleep(0.5)
         task_group.cancel_scope.cancel()
-    os.unlink(path)
-    remove_private_directory(path)
+    remove_socket(path)
 
 
-def remove_private_directory(path: str) -> None:
-    """Remove the directory ManagerBroker made for the hub's socket, once it is empty."""
+def remove_socket(path: str) -> None:
+    """Remove the hub's socket, and the directory ManagerBroker made for it if it did."""
+    with contextlib.suppress(OSError):
+        os.unlink(path)
     directory = os.path.dirname(path)
     if os.path.basename(directory).startswith(PRIVATE_DIRECTORY_PREFIX):
         with contextlib.suppress(OSError):

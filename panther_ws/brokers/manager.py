@@ -14,7 +14,6 @@ is detected and refused with an error that says to add ``--preload`` (or use Red
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from panther_ws.brokers._hub import (
     PRIVATE_DIRECTORY_PREFIX,
     frame,
     read_frame,
-    remove_private_directory,
+    remove_socket,
 )
 from panther_ws.brokers.base import Broker, BrokerError, Delivery, DeliveryHandler
 
@@ -136,10 +135,9 @@ class ManagerBroker(Broker):
 
     def close(self) -> None:
         """Stop the hub (it also stops by itself when its parent process exits)."""
-        if self._hub is not None and self._hub.poll() is None:
+        if self._hub is None:
+            return
+        if self._hub.poll() is None:
             self._hub.terminate()
             self._hub.wait(timeout=5)
-        if self._hub is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(self.socket_path)
-            remove_private_directory(self.socket_path)
+        remove_socket(self.socket_path)
