@@ -18,6 +18,7 @@ from typing import cast
 from wsproto.connection import Connection as _FrameConnection
 from wsproto.frame_protocol import CloseReason, Frame, FrameProtocol, Opcode, ParseFailed
 
+from panther_ws.protocol._framing import accelerate
 from panther_ws.protocol.events import Closed, Event, Message, Ping, Pong
 from panther_ws.protocol.exceptions import ProtocolError
 from panther_ws.status import is_sendable_close_code
@@ -203,6 +204,7 @@ class Connection:
         frame protocol is the one piece of it this class uses.
         """
         frames: FrameProtocol = connection._proto
+        accelerate(frames)
         self._frames = frames
         self.state = ConnectionState.OPEN
         if trailing_data:
