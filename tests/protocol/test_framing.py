@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from wsproto import frame_protocol
 from wsproto.events import AcceptConnection, BytesMessage, Request, TextMessage
+from wsproto.extensions import PerMessageDeflate
 from wsproto.frame_protocol import FrameDecoder, FrameProtocol
 
 from panther_ws.protocol import (
@@ -47,18 +48,20 @@ def _chunks(data: bytes, size: int) -> list[bytes]:
     return [data[start : start + size] for start in range(0, len(data), size)] or [b""]
 
 
-def _bare_server_for(client: ClientConnection) -> wsproto.WSConnection:
+def _bare_server_for(client: ClientConnection, deflate: bool) -> wsproto.WSConnection:
     server = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
     server.receive_data(client.data_to_send())
     assert isinstance(next(server.events()), Request)
-    client.receive_data(server.send(AcceptConnection()))
+    extensions = [PerMessageDeflate()] if deflate else []
+    client.receive_data(server.send(AcceptConnection(extensions=extensions)))
     list(client.events())
     return server
 
 
-def _bare_client_for(server: ServerConnection) -> wsproto.WSConnection:
+def _bare_client_for(server: ServerConnection, deflate: bool) -> wsproto.WSConnection:
     client = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
-    server.receive_data(client.send(Request(host="example.com", target="/")))
+    extensions = [PerMessageDeflate()] if deflate else []
+    server.receive_data(client.send(Request(host="ex.com", target="/", extensions=extensions)))
     list(server.events())
     server.accept()
     client.receive_data(server.data_to_send())
@@ -74,13 +77,13 @@ payloads = st.one_of(
 )
 
 
-@given(payload=payloads, parts=st.one_of(st.none(), st.integers(1, 20)))
-def test_our_client_masks_what_bare_wsproto_unmasks(
-    payload: str | bytes, parts: int | None
+@given(payload=payloads, parts=st.one_of(st.none(), st.integers(1, 20)), deflate=st.booleans())
+def test_our_client_frames_parse_in_bare_wsproto(
+    payload: str | bytes, parts: int | None, deflate: bool
 ) -> None:
     fragment = None if parts is None else max(1, -(-len(payload) // parts))
-    client = ClientConnection("example.com", "/", permessage_deflate=False)
-    server = _bare_server_for(client)
+    client = ClientConnection("example.com", "/", permessage_deflate=deflate)
+    server = _bare_server_for(client, deflate)
     client.send(payload, fragment_size=fragment)
     server.receive_data(client.data_to_send())
     received = list(server.events())
@@ -88,12 +91,12 @@ def test_our_client_masks_what_bare_wsproto_unmasks(
     assert type(payload)().join(part.data for part in received) == payload  # type: ignore[attr-defined]
 
 
-@given(payload=payloads, read_size=st.integers(1, 70_000))
+@given(payload=payloads, read_size=st.integers(1, 70_000), deflate=st.booleans())
 def test_our_server_unmasks_frames_split_over_any_reads(
-    payload: str | bytes, read_size: int
+    payload: str | bytes, read_size: int, deflate: bool
 ) -> None:
-    server = ServerConnection(permessage_deflate=False)
-    client = _bare_client_for(server)
+    server = ServerConnection(permessage_deflate=deflate)
+    client = _bare_client_for(server, deflate)
     message = TextMessage(payload) if isinstance(payload, str) else BytesMessage(payload)
     # A payload split mid-key: the key must continue from the right byte in the next read.
     for chunk in _chunks(client.send(message), read_size):
@@ -101,10 +104,12 @@ def test_our_server_unmasks_frames_split_over_any_reads(
     assert list(server.events()) == [Message(payload)]
 
 
-@given(payload=payloads, read_size=st.integers(1, 70_000))
-def test_our_server_frames_parse_in_bare_wsproto(payload: str | bytes, read_size: int) -> None:
-    server = ServerConnection(permessage_deflate=False)
-    client = _bare_client_for(server)
+@given(payload=payloads, read_size=st.integers(1, 70_000), deflate=st.booleans())
+def test_our_server_frames_parse_in_bare_wsproto(
+    payload: str | bytes, read_size: int, deflate: bool
+) -> None:
+    server = ServerConnection(permessage_deflate=deflate)
+    client = _bare_client_for(server, deflate)
     server.send(payload)
     for chunk in _chunks(server.data_to_send(), read_size):
         client.receive_data(chunk)
@@ -131,10 +136,16 @@ def test_control_frames_and_the_closing_handshake_survive() -> None:
     assert pump(server, client) == [Pong(b"p" * 125), Closed(4000, "r" * 123)]
 
 
-def test_deflate_frames_go_through_wsproto_s_serializer_and_round_trip() -> None:
+def test_deflate_compresses_and_round_trips_between_our_ends() -> None:
     client, server = open_pair(deflate=True)
     client.send("x" * 70_000)
-    assert pump(client, server) == [Message("x" * 70_000)]
+    frame = client.data_to_send()
+    assert frame[0] & 0x40  # RSV1: compressed
+    assert len(frame) < 1_000
+    server.receive_data(frame)
+    assert list(server.events()) == [Message("x" * 70_000)]
+    server.send(b"y" * 70_000)
+    assert pump(server, client) == [Message(b"y" * 70_000)]
 
 
 def test_wsproto_itself_is_left_alone(masking: str) -> None:
