@@ -33,7 +33,10 @@ _MAX_16_BIT_LENGTH = 0xFFFF
 _NO_RSV = RsvBits(False, False, False)
 
 
-def _c_apply_mask() -> Callable[[bytes | bytearray, bytes], bytes] | None:
+_ApplyMask = Callable[[bytes | bytearray, bytes], bytes]
+
+
+def _c_apply_mask() -> _ApplyMask | None:
     try:
         from websockets.speedups import apply_mask
     except ImportError:
@@ -59,15 +62,15 @@ class _CMasker:
     this one stopped, as wsproto's masker does.
     """
 
-    __slots__ = ("_key",)
+    __slots__ = ("_apply_mask", "_key")
 
-    def __init__(self, key: bytes | bytearray) -> None:
+    def __init__(self, key: bytes | bytearray, c_apply_mask: _ApplyMask) -> None:
         self._key = bytes(key)
+        self._apply_mask = c_apply_mask
 
     def process(self, data: bytes | bytearray) -> bytes:
         key = self._key
-        assert apply_mask is not None
-        masked = apply_mask(data, key)
+        masked = self._apply_mask(data, key)
         shift = len(data) % 4
         if shift:
             self._key = key[shift:] + key[:shift]
@@ -79,8 +82,8 @@ class _UnmaskingDecoder(FrameDecoder):
         if not super().parse_header():
             return False
         masker: Any = self.masker
-        if type(masker) is XorMaskerSimple:
-            self.masker = _CMasker(masker._masking_key)  # type: ignore[assignment]
+        if type(masker) is XorMaskerSimple and apply_mask is not None:
+            self.masker = _CMasker(masker._masking_key, apply_mask)  # type: ignore[assignment]
         return True
 
 

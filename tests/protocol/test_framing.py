@@ -58,7 +58,8 @@ def _bare_server_for(client: ClientConnection, deflate: bool) -> wsproto.WSConne
     return server
 
 
-def _bare_client_for(server: ServerConnection, deflate: bool) -> wsproto.WSConnection:
+def _our_server_and_bare_client(deflate: bool) -> tuple[ServerConnection, wsproto.WSConnection]:
+    server = ServerConnection(permessage_deflate=deflate)
     client = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
     extensions = [PerMessageDeflate()] if deflate else []
     server.receive_data(client.send(Request(host="ex.com", target="/", extensions=extensions)))
@@ -66,7 +67,7 @@ def _bare_client_for(server: ServerConnection, deflate: bool) -> wsproto.WSConne
     server.accept()
     client.receive_data(server.data_to_send())
     list(client.events())
-    return client
+    return server, client
 
 
 # Sizes across the three length encodings (7-bit, 16-bit, 64-bit) and not multiples of 4.
@@ -95,8 +96,7 @@ def test_our_client_frames_parse_in_bare_wsproto(
 def test_our_server_unmasks_frames_split_over_any_reads(
     payload: str | bytes, read_size: int, deflate: bool
 ) -> None:
-    server = ServerConnection(permessage_deflate=deflate)
-    client = _bare_client_for(server, deflate)
+    server, client = _our_server_and_bare_client(deflate)
     message = TextMessage(payload) if isinstance(payload, str) else BytesMessage(payload)
     # A payload split mid-key: the key must continue from the right byte in the next read.
     for chunk in _chunks(client.send(message), read_size):
@@ -108,8 +108,7 @@ def test_our_server_unmasks_frames_split_over_any_reads(
 def test_our_server_frames_parse_in_bare_wsproto(
     payload: str | bytes, read_size: int, deflate: bool
 ) -> None:
-    server = ServerConnection(permessage_deflate=deflate)
-    client = _bare_client_for(server, deflate)
+    server, client = _our_server_and_bare_client(deflate)
     server.send(payload)
     for chunk in _chunks(server.data_to_send(), read_size):
         client.receive_data(chunk)
