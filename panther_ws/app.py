@@ -19,6 +19,7 @@ from typing import Any
 import anyio
 
 from panther_ws import status
+from panther_ws._primitives import progress_deadline
 from panther_ws.brokers.base import WORKER_ID_LENGTH, Broker, Delivery
 from panther_ws.brokers.memory import MemoryBroker
 from panther_ws.connections import ConnectionRegistry
@@ -35,6 +36,9 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
+# A group send pushes its deadline back every this many members: a clock read per member
+# would cost more than the send itself.
+_RENEW_EVERY = 64
 
 _current_app: contextvars.ContextVar[App] = contextvars.ContextVar("panther_ws_app")
 _latest_app: App | None = None
@@ -46,6 +50,12 @@ class App:
     ``fallback`` receives every non-websocket scope (HTTP, and lifespan too), so an App can
     front a Starlette, FastAPI or Panther HTTP app. ``max_message_size`` is applied to
     incoming messages: a larger one closes the connection with 1009.
+
+    ``group_send_timeout`` is how long one member of a group may take to accept a group
+    message. One that has not taken it by then is dropped (closed with 1013, removed from
+    the group, counted in ``slow_members_dropped`` and logged): a client that stopped reading
+    delays the other members once, by at most the timeout, and never again; and a member
+    that knows it must reconnect is better off than one silently missing messages.
     """
 
     def __init__(
@@ -55,6 +65,7 @@ class App:
         broker: Broker | None = None,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         fallback: ASGIApp | None = None,
+        group_send_timeout: float = 2.0,
     ) -> None:
         global _latest_app
         self.router = Router(urls, endpoint_base=GenericWebsocket)
@@ -72,6 +83,8 @@ class App:
         self.broker: Broker = broker if broker is not None else MemoryBroker()
         self.max_message_size = max_message_size
         self.fallback = fallback
+        self.group_send_timeout = group_send_timeout
+        self.slow_members_dropped = 0
         self._worker: tuple[int, str] | None = None
         self.registry = ConnectionRegistry()
         self._broker_stack: AsyncExitStack | None = None
@@ -305,12 +318,7 @@ class App:
     async def _deliver(self, delivery: Delivery) -> None:
         """Called by the broker for deliveries addressed to this worker."""
         if delivery.group is not None:
-            message = encode_outgoing(delivery.data)
-            for member in self.registry.members(delivery.group):
-                try:
-                    await member._asgi_send(message)
-                except OSError:
-                    pass  # that member just left; the others still get the message
+            await self._deliver_to_group(delivery.group, encode_outgoing(delivery.data))
             return
         if delivery.connection_id is None:
             return
@@ -324,6 +332,47 @@ class App:
                 await connection.send(delivery.data)
         except OSError:
             pass  # the connection went away between lookup and send
+
+    async def _deliver_to_group(self, group: str, message: dict[str, Any]) -> None:
+        # Members in turn under one deadline that each member's progress pushes back: a
+        # member that has not taken the message within group_send_timeout is dropped, so it
+        # delays the others once, never again. A member that is closing (its own
+        # disconnect() may be what sends this) is skipped.
+        members = self.registry.members(group)
+        position = 0
+        while position < len(members):
+            stuck: GenericWebsocket | None = None
+            async with progress_deadline(self.group_send_timeout) as deadline:
+                while position < len(members):
+                    member = members[position]
+                    position += 1
+                    if not member.is_connected or member.is_closed:
+                        continue
+                    stuck = member
+                    try:
+                        await member._asgi_send(message)
+                    except Exception as exc:  # it left meanwhile; the others are unaffected
+                        logger.debug("group %r: sending to %r failed: %r", group, member, exc)
+                    stuck = None
+                    if position % _RENEW_EVERY == 0:
+                        deadline.renew()
+            if deadline.expired and stuck is not None:
+                await self._drop_slow_member(group, stuck)
+
+    async def _drop_slow_member(self, group: str, member: GenericWebsocket) -> None:
+        self.slow_members_dropped += 1
+        logger.warning(
+            "group %r: %r did not take a message within %.1fs; dropping it (1013)",
+            group,
+            member,
+            self.group_send_timeout,
+        )
+        await self._leave_group(member, group)
+        async with progress_deadline(self.group_send_timeout):
+            try:
+                await member.close(status.WS_1013_TRY_AGAIN_LATER, "too slow for group messages")
+            except Exception as exc:
+                logger.debug("closing slow member %r failed: %r", member, exc)
 
 
 def _resolve_app() -> App:
