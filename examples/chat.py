@@ -26,6 +26,11 @@ class ChatWebsocket(GenericWebsocket):
         await send_message_to_group(f"chat:{room}", {"joined": name, "here": self.who_is_here()})
 
     async def receive(self, data: str | bytes) -> None:
+        if isinstance(data, bytes):  # a chat is text: tell the room what arrived, not the bytes
+            await send_message_to_group(
+                f"chat:{self.room}", {"from": self.name, "binary_bytes": len(data)}
+            )
+            return
         if data == "/who":
             await self.send({"here": self.who_is_here()})
             return

@@ -44,6 +44,9 @@ async def test_chat_rooms_and_presence() -> None:
                 assert await bob.receive_json() == {"from": "bob", "text": "hi"}
                 await alice.send("/who")
                 assert await alice.receive_json() == {"here": ["alice", "bob"]}
+                await bob.send(b"\x00\xff")  # binary once crashed the handler (not JSON-able)
+                assert await alice.receive_json() == {"from": "bob", "binary_bytes": 2}
+                assert await bob.receive_json() == {"from": "bob", "binary_bytes": 2}
             assert await alice.receive_json() == {"left": "bob"}
         with pytest.raises(WebsocketRejected, match="name= is required"):
             async with client.connect("/ws/chat/lobby/"):
