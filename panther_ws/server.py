@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import logging
 import signal
+import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -32,6 +33,10 @@ from panther_ws.protocol import (
 from panther_ws.protocol.asgi import ASGIConnectionBridge, ClientDisconnected
 from panther_ws.protocol.events import Closed, Event, Message, Ping, Pong, Request
 
+if sys.version_info < (3, 11):
+    # anyio's dependency there; mypy runs on 3.11+, where it is not installed
+    from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
+
 logger = logging.getLogger("panther_ws.server")
 
 ASGIApp = Callable[..., Awaitable[None]]
@@ -50,9 +55,15 @@ class ServerConfig:
     """Limits and timeouts; the defaults are safe for a public endpoint.
 
     ``handshake_timeout`` bounds how long a client may take to send its upgrade request
-    (slowloris), ``max_request_size`` its head, ``max_message_size`` any message (1009),
-    ``close_timeout`` the wait for the peer's close frame, ``ping_interval``/``ping_timeout``
-    the keepalive (None: off), ``max_connections`` concurrent connections (503 beyond).
+    (slowloris), ``max_request_size`` its head and what the server reads after it until the
+    app answers, ``max_message_size`` any message (1009; None: the app's own
+    ``max_message_size`` attribute if it has one, else 1 MiB), ``close_timeout`` the wait for
+    the peer's close frame, ``ping_interval``/``ping_timeout`` the keepalive (None: off).
+
+    Two separate counts, so that sockets that never send a request cannot take the slots of
+    real connections: ``max_handshakes`` sockets may be sending their request at once (a new
+    one beyond it drops the oldest), and ``max_connections`` requests may be past it, with the
+    app (503 beyond).
 
     Backpressure both ways: the app's ``send`` returns once the socket took the bytes, so a
     slow reader slows the app; and the next message is parsed only when the app is back in
@@ -62,17 +73,25 @@ class ServerConfig:
 
     host: str = "127.0.0.1"
     port: int = 8000
-    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    max_message_size: int | None = None
     max_request_size: int = 16 * 1024
     handshake_timeout: float = 10.0
     close_timeout: float = 5.0
     ping_interval: float | None = None
     ping_timeout: float = 20.0
     max_connections: int = 1000
+    max_handshakes: int = 256
     shutdown_timeout: float = 10.0
     permessage_deflate: bool = True
     lifespan: bool = True
     read_size: int = 65536
+
+    def __post_init__(self) -> None:
+        sizes = ("max_request_size", "max_connections", "max_handshakes", "read_size")
+        for name in (*sizes, "max_message_size"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"ServerConfig.{name} must be positive, got {value!r}")
 
 
 class Server:
@@ -81,8 +100,10 @@ class Server:
     def __init__(self, app: ASGIApp, config: ServerConfig | None = None) -> None:
         self.app = app
         self.config = config or ServerConfig()
+        self.max_message_size = _max_message_size(app, self.config.max_message_size)
         self.port: int | None = None
-        self._connections: set[_Connection] = set()
+        self._handshakes: dict[_Connection, None] = {}  # still reading a request, oldest first
+        self._connections: set[_Connection] = set()  # past the request: the app has them
         self.primitives: Primitives  # the running backend's, set by serve()
         self._stop = anyio.Event()
         self._drained = anyio.Event()
@@ -116,9 +137,11 @@ class Server:
                 await self._accept_stopped.wait()  # closing a listener mid-accept would raise
                 await listener.aclose()
                 logger.info("Shutting down: closing %d connection(s)", len(self._connections))
+                for connection in list(self._handshakes):
+                    connection.drop_handshake()
                 for connection in list(self._connections):
                     connection.going_away()
-                if self._connections:
+                if self._connections or self._handshakes:
                     with anyio.move_on_after(config.shutdown_timeout):
                         await self._drained.wait()
                 connections.cancel_scope.cancel()
@@ -136,20 +159,40 @@ class Server:
     ) -> None:
         async def handle(stream: anyio.abc.SocketStream) -> None:
             connection = _Connection(self, stream, state)
-            if len(self._connections) >= self.config.max_connections:
-                await connection.refuse(_SERVICE_UNAVAILABLE)
-                return
-            self._connections.add(connection)
+            self._begin_handshake(connection)
             try:
                 await connection.run()
             finally:
+                self._handshakes.pop(connection, None)
                 self._connections.discard(connection)
-                if not self._connections and self._stop.is_set():
+                if self._stop.is_set() and not self._connections and not self._handshakes:
                     self._drained.set()
 
         with accepting:
             await listener.serve(handle, task_group=connections)
         self._accept_stopped.set()
+
+    def _begin_handshake(self, connection: _Connection) -> None:
+        """Count a new socket as a handshake; at the limit, drop the oldest one still silent.
+
+        Dropping the oldest rather than refusing the newest: a real client sends its request
+        at once, so it is never the oldest for long, and idle sockets only push each other
+        out; refusing new sockets instead would let ``max_handshakes`` idle ones lock every
+        client out, which is the attack the limit is there to stop.
+        """
+        if len(self._handshakes) >= self.config.max_handshakes:
+            oldest = next(iter(self._handshakes))
+            del self._handshakes[oldest]
+            oldest.drop_handshake()
+        self._handshakes[connection] = None
+
+    def admit(self, connection: _Connection) -> bool:
+        """The request is complete: it takes a connection slot, if one is free."""
+        self._handshakes.pop(connection, None)
+        if len(self._connections) >= self.config.max_connections:
+            return False
+        self._connections.add(connection)
+        return True
 
 
 class _Connection:
@@ -163,7 +206,7 @@ class _Connection:
         self.stream = stream
         self.lifespan_state = state
         self.core = ServerConnection(
-            max_message_size=self.config.max_message_size,
+            max_message_size=server.max_message_size,
             permessage_deflate=self.config.permessage_deflate,
             max_request_size=self.config.max_request_size,
         )
@@ -183,6 +226,9 @@ class _Connection:
         self._handed_over: Event | None = None  # what the consumer took in, for the reader
         self._app_behind = False  # the consumer delivered a message and more bytes wait
         self._task_group: anyio.abc.TaskGroup | None = None
+        self._handshake_scope = anyio.CancelScope()  # cancelled to drop a silent socket
+        self._read_before_answer = 0  # bytes read after the request, before accept or reject
+        self._answer_scope: anyio.CancelScope | None = None  # the reader's wait for the answer
         sockname = stream.extra(anyio.abc.SocketAttribute.local_address)
         peer = stream.extra(anyio.abc.SocketAttribute.remote_address)
         self.server_address = (
@@ -190,11 +236,9 @@ class _Connection:
         )
         self.client_address = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None
 
-    async def refuse(self, response: bytes) -> None:
-        try:
-            await self.stream.send(response)
-        finally:
-            await self.stream.aclose()
+    def drop_handshake(self) -> None:
+        """Too many handshakes, or shutdown: close this socket if it is still silent."""
+        self._handshake_scope.cancel()
 
     def going_away(self) -> None:
         """Server shutdown: close with 1001 (from a sync context: the reader does the I/O)."""
@@ -211,6 +255,14 @@ class _Connection:
             request = await self._read_request()
             if request is None:
                 return
+            if not self.server.admit(self):
+                logger.warning(
+                    "%s - 503: max_connections (%d) reached",
+                    _peer(self.client_address),
+                    self.config.max_connections,
+                )
+                await self.stream.send(_SERVICE_UNAVAILABLE)
+                return
             self._bridge = ASGIConnectionBridge(
                 self.core,
                 request,
@@ -224,8 +276,6 @@ class _Connection:
             async with anyio.create_task_group() as task_group:
                 self._task_group = task_group
                 task_group.start_soon(self._read_frames)
-                if self.config.ping_interval is not None:
-                    task_group.start_soon(self._keep_alive, self.config.ping_interval)
                 await self._run_app()
                 await self._finish_closing()
                 task_group.cancel_scope.cancel()
@@ -240,7 +290,7 @@ class _Connection:
     # -- handshake ---------------------------------------------------------------------------
 
     async def _read_request(self) -> Request | None:
-        with anyio.move_on_after(self.config.handshake_timeout):
+        with self._handshake_scope, anyio.move_on_after(self.config.handshake_timeout):
             while True:
                 try:
                     data = await self.stream.receive(self.config.read_size)
@@ -255,11 +305,18 @@ class _Connection:
                 for event in self.core.events():
                     if isinstance(event, Request):
                         return event
-        logger.info(
-            "%s - no upgrade request within %ss",
-            _peer(self.client_address),
-            self.config.handshake_timeout,
-        )
+        if self._handshake_scope.cancel_called:
+            logger.info(
+                "%s - dropped before its upgrade request: max_handshakes (%d) reached",
+                _peer(self.client_address),
+                self.config.max_handshakes,
+            )
+        else:
+            logger.info(
+                "%s - no upgrade request within %ss",
+                _peer(self.client_address),
+                self.config.handshake_timeout,
+            )
         return None
 
     # -- the app -------------------------------------------------------------------------------
@@ -277,7 +334,12 @@ class _Connection:
             await self.app(self._bridge.scope, self._receive, self._send)
         except ClientDisconnected:
             pass
-        except Exception:
+        except BaseException as exc:
+            # Whatever the app raises (CancelledError, KeyboardInterrupt, SystemExit
+            # included) ends this connection only; a cancellation of our own scope (the
+            # server's shutdown, a signal) goes on up.
+            if _cancels_this_task(exc):
+                raise
             logger.exception("%s - exception in the ASGI app", _peer(self.client_address))
             if self.core.state is ConnectionState.CONNECTING:
                 await self._write(_INTERNAL_ERROR)
@@ -322,7 +384,14 @@ class _Connection:
         self._bridge.apply_app_message(message)
         await self._flush()
         if was_connecting and self.core.state is not ConnectionState.CONNECTING:
+            if self._answer_scope is not None:
+                self._answer_scope.cancel()  # the reader may read on
             accepted = self.core.state is ConnectionState.OPEN
+            if accepted and self.config.ping_interval is not None:
+                assert self._task_group is not None
+                # From the accept on: a keepalive started with the task group would find
+                # the connection not yet open and end at once.
+                self._task_group.start_soon(self._keep_alive, self.config.ping_interval)
             logger.info(
                 '%s - "WebSocket %s" [%s]',
                 _peer(self.client_address),
@@ -359,7 +428,11 @@ class _Connection:
         while self.core.state is not ConnectionState.CLOSED:
             self._reader_idle = True
             try:
-                data: bytes | None = await self.stream.receive(self.config.read_size)
+                data: bytes | None = await (
+                    self._read_before_the_answer()
+                    if self.core.state is ConnectionState.CONNECTING
+                    else self.stream.receive(self.config.read_size)
+                )
             except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
                 data = None
             self._reader_idle = False
@@ -376,6 +449,24 @@ class _Connection:
         if not any(m["type"] == "websocket.disconnect" for m in self._to_app):
             code = self.core.close_code or 1006
             self._deliver({"type": "websocket.disconnect", "code": code, "reason": ""})
+
+    async def _read_before_the_answer(self) -> bytes:
+        """While the app decides (accept or reject), read at most ``max_request_size`` bytes.
+
+        The client may already send frames; they wait in the core until ``accept()``. Past
+        the bound the server stops reading, so the kernel's buffers fill and the client's
+        ``send()`` blocks instead of our memory growing for as long as the app takes.
+        Returns ``b""`` once the app has answered: the frames that came first are handled
+        before anything else is read.
+        """
+        budget = self.config.max_request_size - self._read_before_answer
+        with anyio.CancelScope() as self._answer_scope:
+            if budget <= 0:
+                await anyio.sleep_forever()
+            data = await self.stream.receive(min(budget, self.config.read_size))
+            self._read_before_answer += len(data)
+            return data
+        return b""
 
     async def _handle_events(self) -> None:
         assert self._bridge is not None
@@ -457,6 +548,29 @@ class _Connection:
 
 def _peer(address: tuple[str, int] | None) -> str:
     return f"{address[0]}:{address[1]}" if address else "-"
+
+
+def _max_message_size(app: ASGIApp, configured: int | None) -> int:
+    """The server's limit if it was given one, else the app's own, else the default."""
+    if configured is not None:
+        return configured
+    own = getattr(app, "max_message_size", None)
+    return own if isinstance(own, int) and own > 0 else DEFAULT_MAX_MESSAGE_SIZE
+
+
+def _cancels_this_task(exc: BaseException) -> bool:
+    """Whether ``exc`` is the cancellation of a scope around this task, not the app's own.
+
+    An app can raise ``asyncio.CancelledError`` itself or await a task that someone else
+    cancelled; only when a scope we run in has been cancelled (or its deadline passed) is
+    the cancellation really ours, and then it must propagate.
+    """
+    cancelled = anyio.get_cancelled_exc_class()
+    if isinstance(exc, BaseExceptionGroup):
+        is_cancellation = exc.split(cancelled)[0] is not None
+    else:
+        is_cancellation = isinstance(exc, cancelled)
+    return is_cancellation and anyio.current_effective_deadline() <= anyio.current_time()
 
 
 async def serve(

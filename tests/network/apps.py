@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -51,3 +53,42 @@ async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             return
         payload = {k: v for k, v in message.items() if k in ("text", "bytes") and v is not None}
         await send({"type": "websocket.send", **payload})
+
+
+class AppBaseException(BaseException):
+    """Neither an ``Exception`` nor anything the runtime knows about."""
+
+
+async def _awaits_a_cancelled_task() -> None:
+    """The common accident: awaiting a task someone cancelled raises ``CancelledError``."""
+    task = asyncio.get_running_loop().create_task(asyncio.sleep(10))
+    task.cancel()
+    await task
+
+
+def _raises(exception: BaseException) -> Callable[[], Any]:
+    async def raise_it() -> None:
+        raise exception
+
+    return raise_it
+
+
+RAISERS: dict[str, Callable[[], Any]] = {
+    "CancelledError": _raises(asyncio.CancelledError()),
+    "KeyboardInterrupt": _raises(KeyboardInterrupt()),
+    "SystemExit": _raises(SystemExit(3)),
+    "AppBaseException": _raises(AppBaseException("mine")),
+    "awaited-cancelled-task": _awaits_a_cancelled_task,  # asyncio only
+}
+
+
+async def raising_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The echo app, except on ``/raise/<RAISERS key>/before`` (or ``after``) accepting."""
+    if scope["type"] != "websocket" or not scope["path"].startswith("/raise/"):
+        return await echo_app(scope, receive, send)
+    _, _, name, when = scope["path"].split("/")
+    await receive()
+    if when == "after":
+        await send({"type": "websocket.accept"})
+        await receive()  # the client's message
+    await RAISERS[name]()

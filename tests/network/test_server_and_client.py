@@ -186,12 +186,14 @@ async def test_keepalive_pings_are_answered_by_our_client() -> None:
             assert await ws.receive() == "still here"
 
 
-async def test_a_client_that_never_answers_pings_is_closed_with_1011() -> None:
+@pytest.mark.parametrize("accept_after", [0, 0.2], ids=["at once", "after a slow connect"])
+async def test_a_client_that_never_answers_pings_is_closed_with_1011(accept_after: float) -> None:
     disconnects: list[dict[str, object]] = []
     disconnected = anyio.Event()
 
     async def app(scope: dict[str, object], receive: Any, send: Any) -> None:
         await receive()
+        await anyio.sleep(accept_after)  # the keepalive starts with the connection, not before
         await send({"type": "websocket.accept"})
         disconnects.append(await receive())
         disconnected.set()
