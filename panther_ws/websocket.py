@@ -73,8 +73,13 @@ class GenericWebsocket:
 
     # -- hooks to override -----------------------------------------------------------------
 
-    async def connect(self, **path_variables: Any) -> None:
-        """Validate the connection and call ``accept()``; not accepting rejects it."""
+    # ``*args: Any, **kwargs: Any`` lets a typed subclass declare exactly its path variables
+    # (``connect(self, room_id: int)``) without breaking mypy's override check.
+    async def connect(self, *args: Any, **path_variables: Any) -> None:
+        """Validate the connection and call ``accept()``; not accepting rejects it.
+
+        Path variables arrive as keyword arguments, converted by this method's annotations.
+        """
 
     async def receive(self, data: str | bytes) -> None:
         """Called with every message, in order."""
