@@ -1,4 +1,4 @@
-"""The command line: ``panther-ws serve module:app`` and ``panther-ws connect URL``."""
+"""The command line: ``panther-ws serve module:app``, ``demo`` and ``connect URL``."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import argparse
 import importlib
 import logging
 import os
+import ssl
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import anyio
 
+from panther_ws.lifespan import LifespanError
 from panther_ws.protocol import ProtocolError
 from panther_ws.server import ServerConfig, serve
 from panther_ws.session import WebsocketClosed, WebsocketError
@@ -66,8 +68,14 @@ _SERVER_LIMITS: dict[str, tuple[Callable[[str], float], str]] = {
     ),
     "handshake_timeout": (
         _positive(float),
-        "seconds a socket may take to send its upgrade request before it is dropped "
+        "seconds a socket may take to send its request (TLS handshake included) before it "
+        "is dropped "
         f"(default: {ServerConfig.handshake_timeout:g})",
+    ),
+    "max_body_size": (
+        _positive(int),
+        "largest plain HTTP request body in bytes; HTTP 413 beyond "
+        f"(default: {ServerConfig.max_body_size})",
     ),
     "ping_interval": (_positive(float), "seconds between keepalive pings (default: no pings)"),
 }
@@ -77,9 +85,32 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)-9s %(message)s")
     app = load_app(args.app)
     given = {name: getattr(args, name) for name in _SERVER_LIMITS}
-    options = {name: value for name, value in given.items() if value is not None}
-    anyio.run(lambda: serve(app, args.host, args.port, **options), backend=args.backend)
+    options: dict[str, Any] = {name: value for name, value in given.items() if value is not None}
+    if args.ssl_keyfile and not args.ssl_certfile:
+        raise SystemExit("error: --ssl-keyfile needs --ssl-certfile")
+    if args.ssl_certfile:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(args.ssl_certfile, args.ssl_keyfile)
+        except (OSError, ssl.SSLError) as exc:
+            raise SystemExit(f"error: cannot load the TLS certificate: {exc}") from exc
+        options["ssl"] = context
+    options["lifespan"] = args.lifespan
+    try:
+        anyio.run(lambda: serve(app, args.host, args.port, **options), backend=args.backend)
+    except LifespanError as exc:
+        print(f"error: application startup failed: {exc}", file=sys.stderr)
+        return 3  # as uvicorn exits
+    except OSError as exc:  # the port is taken, the address is not ours
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    args.app = "panther_ws.demo:app"
+    print(f"the demo: open http://{args.host}:{args.port}/ in two browser tabs", flush=True)
+    return _serve(args)
 
 
 async def _print_messages(ws: Any, done: anyio.CancelScope) -> None:
@@ -92,15 +123,44 @@ async def _print_messages(ws: Any, done: anyio.CancelScope) -> None:
     done.cancel()
 
 
+def _header(text: str) -> tuple[str, str]:
+    """An argparse type: ``'Name: value'``, as curl's ``-H`` takes it."""
+    name, colon, value = text.partition(":")
+    if not colon or not name.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not 'Name: value'")
+    return name.strip(), value.strip()
+
+
+def _client_ssl(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if args.insecure:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    if args.ssl_ca_certs:
+        try:
+            return ssl.create_default_context(cafile=args.ssl_ca_certs)
+        except (OSError, ssl.SSLError) as exc:
+            raise SystemExit(f"error: cannot load {args.ssl_ca_certs!r}: {exc}") from exc
+    return None
+
+
 async def _connect(args: argparse.Namespace) -> int:
     from panther_ws.client import connect
 
-    subprotocols = args.subprotocol or None
     try:
         async with (
-            connect(args.url, subprotocols=subprotocols, timeout=None) as ws,
+            connect(
+                args.url,
+                headers=args.header or None,
+                subprotocols=args.subprotocol or None,
+                timeout=None,
+                ssl=_client_ssl(args),
+            ) as ws,
             anyio.create_task_group() as task_group,
         ):
+            if ws.subprotocol is not None:
+                print(f"connected, subprotocol {ws.subprotocol!r}", file=sys.stderr)
             task_group.start_soon(_print_messages, ws, task_group.cancel_scope)
             async for line in anyio.wrap_file(sys.stdin):
                 await ws.send(line.rstrip("\n"))
@@ -112,34 +172,90 @@ async def _connect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+    )
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
+    for name, (kind, text) in _SERVER_LIMITS.items():
+        parser.add_argument("--" + name.replace("_", "-"), type=kind, help=text)
+    parser.add_argument(
+        "--ssl-certfile", metavar="FILE", help="TLS certificate (PEM): serve wss:// and https://"
+    )
+    parser.add_argument(
+        "--ssl-keyfile", metavar="FILE", help="its private key (PEM), if not in the certfile"
+    )
+    parser.add_argument(
+        "--lifespan",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="run the app's lifespan: auto treats one that raises as unsupported, on "
+        "requires it, off skips it (default: auto)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=["asyncio", "trio"],
+        default="asyncio",
+        help="event loop to run on (default: asyncio)",
+    )
+    parser.add_argument(
+        "--log-level",
+        type=str.lower,
+        choices=["debug", "info", "warning", "error"],
+        default="info",
+        help="how much to log (default: info)",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="panther-ws", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve_parser = commands.add_parser("serve", help="run an ASGI app on the reference server")
+    serve_parser = commands.add_parser(
+        "serve",
+        help="run an ASGI app on the reference server",
+        description="Run an ASGI app (websockets and plain HTTP) on the reference server.",
+    )
     serve_parser.add_argument("app", help="the app to serve, as package.module:attribute")
-    serve_parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve_parser.add_argument("--port", type=int, default=8000, help="port to listen on")
-    for name, (kind, text) in _SERVER_LIMITS.items():
-        serve_parser.add_argument("--" + name.replace("_", "-"), type=kind, help=text)
-    serve_parser.add_argument(
-        "--backend", choices=["asyncio", "trio"], default="asyncio", help="event loop to run on"
+    _add_server_options(serve_parser)
+
+    demo_parser = commands.add_parser(
+        "demo",
+        help="serve the built-in demo: an echo and a chat room, with a page at /",
+        description="Serve panther_ws.demo:app: open http://HOST:PORT/ in a browser.",
     )
-    serve_parser.add_argument(
-        "--log-level", default="info", help="debug, info, warning or error (default: info)"
-    )
+    _add_server_options(demo_parser)
 
     connect_parser = commands.add_parser(
-        "connect", help="interactive client: stdin lines are sent, messages are printed"
+        "connect",
+        help="interactive client: stdin lines are sent, messages are printed",
+        description="Lines from stdin are sent as text messages; messages received are "
+        "printed; EOF closes the connection.",
     )
     connect_parser.add_argument("url", help="ws:// or wss:// URL")
     connect_parser.add_argument(
+        "-H",
+        "--header",
+        action="append",
+        type=_header,
+        metavar="'NAME: VALUE'",
+        help="request header to send (repeat for several)",
+    )
+    connect_parser.add_argument(
         "--subprotocol", action="append", help="subprotocol to offer (repeat for several)"
+    )
+    connect_parser.add_argument(
+        "--ssl-ca-certs", metavar="FILE", help="trust the certificates in FILE (PEM) for wss://"
+    )
+    connect_parser.add_argument(
+        "--insecure", action="store_true", help="wss:// without checking the certificate"
     )
 
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "demo":
+        return _demo(args)
     return anyio.run(_connect, args)
 
 

@@ -11,19 +11,22 @@ import contextlib
 import itertools
 import logging
 import signal
+import ssl
 import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import anyio.abc
+from anyio.streams.tls import TLSStream
 
 from panther_ws._asyncio_stream import AsyncioSocketStream, open_listener
+from panther_ws._http import HTTPExchange, error_response, plain_request
 from panther_ws._primitives import Primitives
 from panther_ws._pump import Keepalive, OrderedWriter
-from panther_ws.lifespan import LifespanRunner
+from panther_ws.lifespan import LifespanError, LifespanRunner
 from panther_ws.protocol import (
     DEFAULT_MAX_MESSAGE_SIZE,
     ConnectionState,
@@ -41,24 +44,23 @@ logger = logging.getLogger("panther_ws.server")
 
 ASGIApp = Callable[..., Awaitable[None]]
 
-_INTERNAL_ERROR = (
-    b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain\r\n"
-    b"content-length: 21\r\nconnection: close\r\n\r\nInternal Server Error"
-)
-_SERVICE_UNAVAILABLE = (
-    b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-)
+_INTERNAL_ERROR = error_response(500, b"Internal Server Error")
+_SERVICE_UNAVAILABLE = error_response(503, b"Service Unavailable")
 
 
 @dataclass
 class ServerConfig:
     """Limits and timeouts; the defaults are safe for a public endpoint.
 
-    ``handshake_timeout`` bounds how long a client may take to send its upgrade request
-    (slowloris), ``max_request_size`` its head and what the server reads after it until the
-    app answers, ``max_message_size`` any message (1009; None: the app's own
-    ``max_message_size`` attribute if it has one, else 1 MiB), ``close_timeout`` the wait for
-    the peer's close frame, ``ping_interval``/``ping_timeout`` the keepalive (None: off).
+    ``handshake_timeout`` bounds how long a client may take to send its request, TLS
+    handshake included (slowloris), and each read of a plain HTTP request's body;
+    ``max_request_size`` its head and what the server reads after it until the app answers,
+    ``max_message_size`` any message (1009; None: the app's own ``max_message_size``
+    attribute if it has one, else 1 MiB), ``max_body_size`` a plain HTTP request's body
+    (413), ``close_timeout`` the wait for the peer's close frame,
+    ``ping_interval``/``ping_timeout`` the keepalive (None: off). ``ssl`` serves wss:// and
+    https://. ``lifespan``: "auto" runs the app's lifespan and, as uvicorn does, treats one
+    that raises as unsupported; "on" requires it; "off" skips it.
 
     Two separate counts, so that sockets that never send a request cannot take the slots of
     real connections: ``max_handshakes`` sockets may be sending their request at once (a new
@@ -75,6 +77,7 @@ class ServerConfig:
     port: int = 8000
     max_message_size: int | None = None
     max_request_size: int = 16 * 1024
+    max_body_size: int = 1024 * 1024
     handshake_timeout: float = 10.0
     close_timeout: float = 5.0
     ping_interval: float | None = None
@@ -83,15 +86,20 @@ class ServerConfig:
     max_handshakes: int = 256
     shutdown_timeout: float = 10.0
     permessage_deflate: bool = True
-    lifespan: bool = True
+    lifespan: Literal["auto", "on", "off"] = "auto"
+    ssl: ssl.SSLContext | None = None
     read_size: int = 65536
 
     def __post_init__(self) -> None:
-        sizes = ("max_request_size", "max_connections", "max_handshakes", "read_size")
-        for name in (*sizes, "max_message_size"):
+        sizes = ("max_request_size", "max_body_size", "max_connections", "max_handshakes")
+        for name in (*sizes, "read_size", "max_message_size"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"ServerConfig.{name} must be positive, got {value!r}")
+        if self.lifespan not in ("auto", "on", "off"):
+            raise ValueError(
+                f"ServerConfig.lifespan must be 'auto', 'on' or 'off', got {self.lifespan!r}"
+            )
 
 
 class Server:
@@ -116,39 +124,83 @@ class Server:
     async def serve(
         self, *, task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        config = self.config
         self.primitives = Primitives()
-        async with anyio.create_task_group() as task_group:
-            lifespan = LifespanRunner(self.app) if config.lifespan else None
-            if lifespan is not None:
-                await lifespan.startup(task_group)
-            listener = await open_listener(config.host, config.port)
-            self.port = int(listener.extra(anyio.abc.SocketAttribute.local_port))
-            logger.info(
-                "panther-ws running on ws://%s:%d (Press CTRL+C to quit)", config.host, self.port
-            )
-            state = lifespan.state if lifespan is not None else {}
-            accepting = anyio.CancelScope()
-            async with anyio.create_task_group() as connections:
-                connections.start_soon(self._accept_loop, listener, connections, state, accepting)
-                task_status.started(self.port)
-                await self._stop.wait()
-                accepting.cancel()
-                await self._accept_stopped.wait()  # closing a listener mid-accept would raise
-                await listener.aclose()
-                logger.info("Shutting down: closing %d connection(s)", len(self._connections))
-                for connection in list(self._handshakes):
-                    connection.drop_handshake()
-                for connection in list(self._connections):
-                    connection.going_away()
-                if self._connections or self._handshakes:
-                    with anyio.move_on_after(config.shutdown_timeout):
-                        await self._drained.wait()
-                connections.cancel_scope.cancel()
-            if lifespan is not None:
-                await lifespan.shutdown()
+        startup_failed: LifespanError | None = None
+        async with anyio.create_task_group() as task_group:  # the lifespan's task
+            try:
+                lifespan = await self._start_lifespan(task_group)
+            except LifespanError as exc:
+                # Raised outside the task group, so the caller sees it, not an ExceptionGroup.
+                startup_failed = exc
+            else:
+                await self._serve(lifespan, task_status)
             task_group.cancel_scope.cancel()
+        if startup_failed is not None:
+            raise startup_failed
         logger.info("Finished server process")
+
+    async def _start_lifespan(self, task_group: anyio.abc.TaskGroup) -> LifespanRunner | None:
+        """The app's lifespan startup, as ``config.lifespan`` says; None if it has none.
+
+        "auto" treats an app whose lifespan scope raises as one without lifespan support (as
+        uvicorn does: Starlette-less ASGI apps often assert their scope type), in one log
+        line; "on" makes that, and an app that returns without answering, a startup failure.
+        """
+        mode = self.config.lifespan
+        if mode == "off":
+            return None
+        lifespan = LifespanRunner(self.app)
+        try:
+            await lifespan.startup(task_group)
+        except LifespanError:
+            raise
+        except Exception as exc:
+            if mode == "on":
+                logger.error("exception in the app's lifespan startup", exc_info=exc)
+                raise LifespanError(f"lifespan startup raised {exc!r}") from exc
+            logger.info("ASGI 'lifespan' protocol appears unsupported (the app raised %r)", exc)
+            return None
+        if not lifespan.supported:
+            if mode == "on":
+                raise LifespanError(
+                    "lifespan 'on': the app returned from its lifespan scope without "
+                    "answering lifespan.startup"
+                )
+            return None
+        return lifespan
+
+    async def _serve(
+        self, lifespan: LifespanRunner | None, task_status: anyio.abc.TaskStatus[int]
+    ) -> None:
+        config = self.config
+        listener = await open_listener(config.host, config.port)
+        self.port = int(listener.extra(anyio.abc.SocketAttribute.local_port))
+        logger.info(
+            "panther-ws running on %s://%s:%d (Press CTRL+C to quit)",
+            "wss" if config.ssl is not None else "ws",
+            config.host,
+            self.port,
+        )
+        state = lifespan.state if lifespan is not None else {}
+        accepting = anyio.CancelScope()
+        async with anyio.create_task_group() as connections:
+            connections.start_soon(self._accept_loop, listener, connections, state, accepting)
+            task_status.started(self.port)
+            await self._stop.wait()
+            accepting.cancel()
+            await self._accept_stopped.wait()  # closing a listener mid-accept would raise
+            await listener.aclose()
+            logger.info("Shutting down: closing %d connection(s)", len(self._connections))
+            for connection in list(self._handshakes):
+                connection.drop_handshake()
+            for connection in list(self._connections):
+                connection.going_away()
+            if self._connections or self._handshakes:
+                with anyio.move_on_after(config.shutdown_timeout):
+                    await self._drained.wait()
+            connections.cancel_scope.cancel()
+        if lifespan is not None:
+            await lifespan.shutdown()
 
     async def _accept_loop(
         self,
@@ -203,15 +255,13 @@ class _Connection:
     ) -> None:
         self.server = server
         self.config = server.config
-        self.stream = stream
         self.lifespan_state = state
         self.core = ServerConnection(
             max_message_size=server.max_message_size,
             permessage_deflate=self.config.permessage_deflate,
             max_request_size=self.config.max_request_size,
         )
-        self._writer = OrderedWriter(self.core, stream)
-        self._keepalive = Keepalive(self.core, self._writer)
+        self._use(stream)
         self._to_app: deque[dict[str, Any]] = deque()
         # The hand-off to the app, on every message: the backend's own events (see
         # panther_ws._primitives), created when a wait starts.
@@ -235,6 +285,12 @@ class _Connection:
             (str(sockname[0]), int(sockname[1])) if isinstance(sockname, tuple) else None
         )
         self.client_address = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None
+
+    def _use(self, stream: anyio.abc.ByteStream) -> None:
+        """Read and write ``stream`` from now on: the socket, then its TLS layer if any."""
+        self.stream = stream
+        self._writer = OrderedWriter(self.core, stream)
+        self._keepalive = Keepalive(self.core, self._writer)
 
     def drop_handshake(self) -> None:
         """Too many handshakes, or shutdown: close this socket if it is still silent."""
@@ -263,11 +319,15 @@ class _Connection:
                 )
                 await self.stream.send(_SERVICE_UNAVAILABLE)
                 return
+            if isinstance(request, HTTPExchange):
+                await self._serve_http(request)
+                return
             self._bridge = ASGIConnectionBridge(
                 self.core,
                 request,
                 client=self.client_address,
                 server=self.server_address,
+                scheme="wss" if self.config.ssl is not None else "ws",
             )
             self._bridge.scope["state"] = dict(self.lifespan_state)
             self._to_app.append(self._bridge.connect_message())
@@ -289,16 +349,31 @@ class _Connection:
 
     # -- handshake ---------------------------------------------------------------------------
 
-    async def _read_request(self) -> Request | None:
-        with self._handshake_scope, anyio.move_on_after(self.config.handshake_timeout):
+    async def _read_request(self) -> Request | HTTPExchange | None:
+        """The upgrade request, or a plain HTTP one; None if the socket is done with."""
+        config = self.config
+        with self._handshake_scope, anyio.move_on_after(config.handshake_timeout):
+            if config.ssl is not None and not await self._start_tls(config.ssl):
+                return None
+            received: list[bytes] = []  # bounded: the core refuses a head over the limit
             while True:
                 try:
-                    data = await self.stream.receive(self.config.read_size)
+                    data = await self.stream.receive(config.read_size)
                 except anyio.EndOfStream:
                     return None
+                received.append(data)
                 try:
                     self.core.receive_data(data)
                 except ProtocolError as exc:
+                    plain = plain_request(b"".join(received), config.max_request_size)
+                    if plain is not None:
+                        return HTTPExchange(
+                            *plain,
+                            self.stream,
+                            max_body_size=config.max_body_size,
+                            read_timeout=config.handshake_timeout,
+                            read_size=config.read_size,
+                        )
                     logger.info("%s - bad upgrade request: %s", _peer(self.client_address), exc)
                     await self.stream.send(self.core.data_to_send())
                     return None
@@ -319,7 +394,66 @@ class _Connection:
             )
         return None
 
+    async def _start_tls(self, context: ssl.SSLContext) -> bool:
+        try:
+            stream = await TLSStream.wrap(
+                self.stream, server_side=True, ssl_context=context, standard_compatible=False
+            )
+        except (anyio.BrokenResourceError, anyio.EndOfStream, OSError) as exc:
+            logger.info("%s - TLS handshake failed: %s", _peer(self.client_address), exc)
+            return False
+        self._use(stream)
+        return True
+
     # -- the app -------------------------------------------------------------------------------
+
+    async def _call(self, scope: dict[str, Any], receive: Any, send: Any) -> bool:
+        """Run the app on one scope; True if it raised (the traceback is logged).
+
+        Whatever the app raises (CancelledError, KeyboardInterrupt, SystemExit included)
+        ends this connection only; a cancellation of our own scope (the server's shutdown,
+        a signal) goes on up.
+        """
+        try:
+            await self.app(scope, receive, send)
+        except ClientDisconnected:
+            return False
+        except BaseException as exc:
+            if _cancels_this_task(exc):
+                raise
+            logger.exception("%s - exception in the ASGI app", _peer(self.client_address))
+            return True
+        return False
+
+    async def _serve_http(self, exchange: HTTPExchange) -> None:
+        if exchange.declared_body_too_large():
+            await exchange.refuse(413, b"Payload Too Large")
+        else:
+            scope = exchange.scope(
+                scheme="https" if self.config.ssl is not None else "http",
+                client=self.client_address,
+                server=self.server_address,
+                state=self.lifespan_state,
+            )
+            raised = await self._call(scope, exchange.receive, exchange.send)
+            if not exchange.complete.is_set():
+                if not raised:
+                    logger.error(
+                        "%s - the app returned without completing its HTTP response",
+                        _peer(self.client_address),
+                    )
+                if not exchange.started:
+                    await exchange.refuse(500, b"Internal Server Error")
+        await exchange.finish()
+        request = exchange.request
+        logger.info(
+            '%s - "%s %s HTTP/%s" %s',
+            _peer(self.client_address),
+            request.method.decode("ascii"),
+            request.target.decode("latin-1"),
+            request.http_version.decode("ascii"),
+            exchange.status_code,
+        )
 
     async def _run_app(self) -> None:
         try:
@@ -330,17 +464,7 @@ class _Connection:
 
     async def _call_app(self) -> None:
         assert self._bridge is not None
-        try:
-            await self.app(self._bridge.scope, self._receive, self._send)
-        except ClientDisconnected:
-            pass
-        except BaseException as exc:
-            # Whatever the app raises (CancelledError, KeyboardInterrupt, SystemExit
-            # included) ends this connection only; a cancellation of our own scope (the
-            # server's shutdown, a signal) goes on up.
-            if _cancels_this_task(exc):
-                raise
-            logger.exception("%s - exception in the ASGI app", _peer(self.client_address))
+        if await self._call(self._bridge.scope, self._receive, self._send):
             if self.core.state is ConnectionState.CONNECTING:
                 await self._write(_INTERNAL_ERROR)
             elif self.core.state is ConnectionState.OPEN:
@@ -582,13 +706,22 @@ async def serve(
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
     **options: Any,
 ) -> None:
-    """Serve ``app`` until SIGINT/SIGTERM (or cancellation); ``options`` are ServerConfig fields."""
+    """Serve ``app`` until SIGINT/SIGTERM (or cancellation); ``options`` are ServerConfig fields.
+
+    Raises :class:`~panther_ws.lifespan.LifespanError` if the app's lifespan startup fails.
+    """
     server = Server(app, ServerConfig(host=host, port=port, **options))
+    startup_failed: LifespanError | None = None
     async with anyio.create_task_group() as task_group:
         if handle_signals:
             task_group.start_soon(_stop_on_signal, server)
-        await server.serve(task_status=task_status)
+        try:
+            await server.serve(task_status=task_status)
+        except LifespanError as exc:
+            startup_failed = exc  # raised below, by itself rather than in an ExceptionGroup
         task_group.cancel_scope.cancel()
+    if startup_failed is not None:
+        raise startup_failed
 
 
 async def _stop_on_signal(server: Server) -> None:

@@ -8,7 +8,7 @@ is only the transport, as with httpx.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import orjson
 
@@ -44,10 +44,12 @@ class WebsocketRejected(WebsocketError):
             if reason:
                 detail += f", reason {reason!r}"
         else:
-            detail = f"answered HTTP {status_code}"
+            # On the wire a close before accept is a bare 403: the status and the body are
+            # all a network client can know.
+            detail = f"HTTP {status_code}"
             if body:
-                detail += f" with body {body[:80]!r}"
-        super().__init__(f"the server rejected the connection: {detail}")
+                detail += f" {body[:200].decode('utf-8', 'replace')!r}"
+        super().__init__(f"the server refused the connection: {detail}")
 
 
 class WebsocketClosed(WebsocketError):
@@ -80,13 +82,23 @@ class WebsocketSession(Protocol):
 
     async def send(self, data: Any) -> None: ...
 
+    async def send_text(self, data: str) -> None: ...
+
+    async def send_bytes(self, data: bytes) -> None: ...
+
+    async def send_json(self, data: Any, mode: Literal["text", "binary"] = "text") -> None: ...
+
     async def receive(self, *, timeout: float | None = None) -> str | bytes: ...
+
+    async def receive_nothing(self, *, timeout: float = 0.1) -> None: ...
 
     async def receive_text(self, *, timeout: float | None = None) -> str: ...
 
     async def receive_bytes(self, *, timeout: float | None = None) -> bytes: ...
 
     async def receive_json(self, *, timeout: float | None = None) -> Any: ...
+
+    async def ping(self, payload: bytes = b"") -> None: ...
 
     async def close(self, code: int = 1000, reason: str = "") -> None: ...
 
@@ -96,16 +108,51 @@ class WebsocketSession(Protocol):
 
 
 class TypedReceiveMixin:
-    """``receive_text``/``receive_bytes``/``receive_json`` and ``async for``, written once.
+    """The typed sends and receives, ``receive_nothing`` and ``async for``, written once.
 
-    Both sessions inherit it and implement ``receive``; ``_iteration_timeout`` is the
-    per-message wait of ``async for`` (None: the session's own timeout).
+    Both sessions inherit it and implement ``send`` and ``receive``; ``_iteration_timeout``
+    is the per-message wait of ``async for`` (None: the session's own timeout).
     """
 
     _iteration_timeout: float | None = None
 
+    async def send(self, data: Any) -> None:
+        raise NotImplementedError
+
     async def receive(self, *, timeout: float | None = None) -> str | bytes:
         raise NotImplementedError
+
+    async def send_text(self, data: str) -> None:
+        if not isinstance(data, str):
+            raise TypeError(f"send_text() takes a str, got {type(data).__name__}: {data!r:.60}")
+        await self.send(data)
+
+    async def send_bytes(self, data: bytes) -> None:
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError(f"send_bytes() takes bytes, got {type(data).__name__}: {data!r:.60}")
+        await self.send(bytes(data))
+
+    async def send_json(self, data: Any, mode: Literal["text", "binary"] = "text") -> None:
+        """Send ``data`` as compact JSON, in a text frame or (``mode="binary"``) a binary one.
+
+        Unlike ``send``, a ``str`` is JSON too: ``send_json("")`` sends ``""``.
+        """
+        if mode not in ("text", "binary"):
+            raise ValueError(f"send_json() mode must be 'text' or 'binary', got {mode!r}")
+        encoded = orjson.dumps(data)
+        await self.send(encoded.decode() if mode == "text" else encoded)
+
+    async def receive_nothing(self, *, timeout: float = 0.1) -> None:
+        """Fail if a message arrives within ``timeout`` seconds; a close is not a message.
+
+        The wait is a single receive with that timeout, not a poll: it returns as soon as
+        the connection closes.
+        """
+        try:
+            data = await self.receive(timeout=timeout)
+        except (ReceiveTimeout, WebsocketClosed):
+            return
+        raise AssertionError(f"expected no message within {timeout} s, received {data[:60]!r}")
 
     async def receive_text(self, *, timeout: float | None = None) -> str:
         data = await self.receive(timeout=timeout)

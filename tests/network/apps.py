@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
+import orjson
 
 SENT: list[int] = []
 
@@ -45,6 +46,9 @@ async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             SENT.append(index)
     if path == "/busy":
         await anyio.sleep(30)  # never reads: the server must still answer pings and the close
+    if path == "/whoami":
+        headers = dict(scope["headers"])
+        await send({"type": "websocket.send", "text": headers.get(b"x-token", b"").decode()})
     if path == "/kick":
         await send({"type": "websocket.close", "code": 4001, "reason": "kicked"})
     while True:
@@ -92,3 +96,44 @@ async def raising_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "websocket.accept"})
         await receive()  # the client's message
     await RAISERS[name]()
+
+
+async def http_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The echo app for websockets; plain HTTP on a few paths, as an App's fallback would."""
+    if scope["type"] != "http":
+        return await echo_app(scope, receive, send)
+    path = scope["path"]
+    if path == "/raise":
+        raise RuntimeError("the app broke")
+    if path.startswith("/raise/"):
+        await RAISERS[path.removeprefix("/raise/")]()
+    if path == "/silent":
+        return
+    chunks: list[int] = []
+    while True:
+        message = await receive()
+        chunks.append(len(message.get("body", b"")))
+        if not message.get("more_body", False):
+            break
+    if path.startswith("/scope"):
+        keys = ("method", "path", "raw_path", "query_string", "http_version", "scheme")
+        body = orjson.dumps(
+            {
+                **{key: scope[key] for key in keys},
+                "headers": {name.decode(): value.decode() for name, value in scope["headers"]},
+                "client": scope["client"][0],
+            },
+            default=lambda value: value.decode(),
+        )
+    else:
+        body = orjson.dumps({"received": sum(chunks), "messages": len(chunks)})
+    start = {"type": "http.response.start", "status": 200}
+    await send({**start, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body[:5], "more_body": True})
+    await send({"type": "http.response.body", "body": body[5:]})
+
+
+async def websocket_only_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """A bare ASGI app that knows nothing of lifespan, as many do: it asserts its scope."""
+    assert scope["type"] == "websocket", f"cannot serve {scope['type']!r}"
+    await echo_app(scope, receive, send)

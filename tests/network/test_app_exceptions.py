@@ -77,7 +77,7 @@ async def test_shutdown_still_cancels_an_app_that_has_not_answered() -> None:
         await anyio.sleep(60)  # a slow auth lookup
 
     with anyio.fail_after(5):
-        async with running(slow_connect, lifespan=False) as server:
+        async with running(slow_connect, lifespan="off") as server:
             async with anyio.create_task_group() as task_group:
 
                 async def client() -> None:
@@ -106,7 +106,7 @@ async def test_shutdown_cancels_an_app_waiting_in_its_own_trio_nursery(
             await trio.sleep_forever()
 
     with anyio.fail_after(5):
-        async with running(app_with_a_nursery, lifespan=False) as server:
+        async with running(app_with_a_nursery, lifespan="off") as server:
             async with anyio.create_task_group() as task_group:
 
                 async def client() -> None:

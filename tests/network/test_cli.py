@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import socket
 import subprocess
@@ -12,10 +13,12 @@ from pathlib import Path
 
 import anyio
 import anyio.abc
+import httpx
 import pytest
 
 from panther_ws.client import connect
 from panther_ws_testing import WebsocketRejected
+from tests.network.certs import self_signed
 from tests.network.test_app_exceptions import only_that_connection_ends
 from tests.processes import free_port, wait_for_port
 
@@ -26,12 +29,16 @@ pytestmark = pytest.mark.anyio
 
 
 @contextmanager
-def serve_process(backend: str, *options: str) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+def serve_process(
+    backend: str,
+    *options: str,
+    command: tuple[str, ...] = ("serve", "tests.network.apps:raising_app"),
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """``python -m panther_ws serve tests.network.apps:raising_app`` on a free port."""
     port = free_port()
     process = subprocess.Popen(
         [
-            *(sys.executable, "-m", "panther_ws", "serve", "tests.network.apps:raising_app"),
+            *(sys.executable, "-m", "panther_ws", *command),
             *("--port", str(port), "--backend", backend, *options),
         ],
         cwd=ROOT,
@@ -108,3 +115,123 @@ async def test_connect_reports_a_hostile_upgrade_response_in_one_line() -> None:
     [line] = result.stderr.decode().splitlines()  # no traceback
     assert line.startswith("error: ")
     assert "accept" in line.lower()
+
+
+def panther_ws(*arguments: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "panther_ws", *arguments],
+        cwd=ROOT,
+        input=stdin,
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("command", ["serve", "demo", "connect"])
+def test_help_describes_every_option(command: str) -> None:
+    result = panther_ws(command, "--help")
+    assert result.returncode == 0
+    options = result.stdout.decode().split("options:\n", 1)[1]
+    # argparse: an entry starts "  -x, --name VALUE", its help after two spaces or below
+    entries = re.split(r"\n(?=  -)", options.strip("\n"))
+    described = {}
+    for entry in entries:
+        flags, *help_text = re.split(r"\s{2,}|\n", entry.strip(), maxsplit=1)
+        described[flags] = "".join(help_text).strip()
+    assert all(described.values()), described
+    names = " ".join(described)
+    if command == "serve":
+        for option in ("--ssl-certfile", "--ssl-keyfile", "--lifespan", "--max-connections"):
+            assert option in names
+    if command == "connect":
+        assert "--header" in names
+        assert "--subprotocol" in names
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_connect_sends_headers_and_subprotocols(anyio_backend: str) -> None:
+    with serve_process("asyncio") as (port, _):
+        result = panther_ws(
+            "connect",
+            f"ws://127.0.0.1:{port}/whoami",
+            *("-H", "X-Token: abc", "--header", "X-Other: 1"),
+            *("--subprotocol", "chat", "--subprotocol", "json"),
+            stdin=b"hello\n",
+        )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode().splitlines() == ["abc", "hello"]
+    assert "subprotocol 'chat'" in result.stderr.decode()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_connect_says_what_refused_it(anyio_backend: str) -> None:
+    with serve_process("asyncio") as (port, _):
+        refused = panther_ws("connect", f"ws://127.0.0.1:{port}/reject")
+        denied = panther_ws("connect", f"ws://127.0.0.1:{port}/deny")
+    assert refused.returncode == denied.returncode == 1
+    assert refused.stderr.decode().strip() == "error: the server refused the connection: HTTP 403"
+    assert denied.stderr.decode().strip() == (
+        "error: the server refused the connection: HTTP 401 'no token'"
+    )
+    nobody = free_port()
+    result = panther_ws("connect", f"ws://127.0.0.1:{nobody}/")
+    assert result.returncode == 1
+    assert result.stderr.decode().strip() == (
+        f"error: cannot connect to ws://127.0.0.1:{nobody}/: connection refused"
+    )
+
+
+async def test_serve_over_tls_and_connect_with_its_certificate(
+    anyio_backend: str, tmp_path: Path
+) -> None:
+    cert, key = self_signed(tmp_path)
+    tls = ("--ssl-certfile", str(cert), "--ssl-keyfile", str(key))
+    with serve_process(anyio_backend, *tls) as (port, _):
+        url = f"wss://127.0.0.1:{port}/echo"
+        trusted = panther_ws("connect", url, "--ssl-ca-certs", str(cert), stdin=b"secret\n")
+        insecure = panther_ws("connect", url, "--insecure", stdin=b"anyway\n")
+        untrusted = panther_ws("connect", url, stdin=b"no\n")
+    assert (trusted.returncode, trusted.stdout) == (0, b"secret\n"), trusted.stderr
+    assert (insecure.returncode, insecure.stdout) == (0, b"anyway\n"), insecure.stderr
+    assert untrusted.returncode == 1
+    assert "certificate verify failed" in untrusted.stderr.decode()
+
+
+@pytest.mark.parametrize("mode", ["auto", "on", "off"])
+def test_lifespan_modes(mode: str) -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "panther_ws", "serve", "tests.network.apps:websocket_only_app"]
+    process = subprocess.Popen(
+        [*command, "--port", str(port), "--lifespan", mode], cwd=ROOT, stderr=subprocess.PIPE
+    )
+    try:
+        if mode != "on":
+            wait_for_port(port, process)
+            process.send_signal(signal.SIGINT)
+        _, errors = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    log = errors.decode()
+    assert "ExceptionGroup" not in log
+    if mode == "on":  # the app's traceback is logged (as uvicorn does), then one line
+        assert process.returncode == 3
+        assert log.splitlines()[-1].startswith("error: application startup failed: ")
+        assert "cannot serve 'lifespan'" in log
+    else:
+        assert process.returncode == 0
+        assert "Traceback" not in log
+        unsupported = [line for line in log.splitlines() if "lifespan" in line]
+        assert len(unsupported) == (1 if mode == "auto" else 0), log
+
+
+async def test_demo_serves_its_page_and_its_echo(anyio_backend: str) -> None:
+    with serve_process(anyio_backend, command=("demo",)) as (port, _):
+        async with httpx.AsyncClient() as http:
+            page = await http.get(f"http://127.0.0.1:{port}/")
+        assert page.status_code == 200
+        assert "<html" in page.text.lower()
+        async with connect(f"ws://127.0.0.1:{port}/ws/echo/") as ws:
+            await ws.send("hi")
+            assert await ws.receive() == "hi"

@@ -121,15 +121,6 @@ async def test_denial_response_reaches_the_client() -> None:
         assert (b"x-why", b"token") in rejected.value.headers
 
 
-async def test_plain_http_gets_426() -> None:
-    async with running() as server:
-        stream = await anyio.connect_tcp("127.0.0.1", server.port)  # type: ignore[arg-type]
-        async with stream:
-            await stream.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            response = await stream.receive()
-        assert response.startswith(b"HTTP/1.1 426 ")
-
-
 async def test_server_initiated_close() -> None:
     async with running() as server, connect(f"ws://127.0.0.1:{server.port}/kick") as ws:
         assert await ws.wait_closed() == (4001, "kicked")
@@ -198,7 +189,7 @@ async def test_a_client_that_never_answers_pings_is_closed_with_1011(accept_afte
         disconnects.append(await receive())
         disconnected.set()
 
-    async with running(app, lifespan=False, ping_interval=0.05, ping_timeout=0.1) as server:
+    async with running(app, lifespan="off", ping_interval=0.05, ping_timeout=0.1) as server:
         stream = await anyio.connect_tcp("127.0.0.1", server.port)  # type: ignore[arg-type]
         async with stream:
             core = ClientConnection("127.0.0.1", "/")

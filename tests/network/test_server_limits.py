@@ -101,7 +101,7 @@ async def test_frames_sent_before_accept_are_bounded_then_delivered_in_order() -
     frames = (
         client_frame(0x2, index.to_bytes(4, "big") * (frame_size // 4)) for index in range(4096)
     )
-    async with running(slow_auth, lifespan=False) as server:
+    async with running(slow_auth, lifespan="off") as server:
         with socket.create_connection(("127.0.0.1", server.port)) as sock:
             sock.setblocking(False)
             pending, sent, frames_sent = UPGRADE, 0, 0
@@ -142,7 +142,7 @@ async def test_the_client_may_leave_while_the_app_decides() -> None:
         disconnects.append(await receive())
         disconnected.set()
 
-    async with running(slow_auth, lifespan=False) as server:
+    async with running(slow_auth, lifespan="off") as server:
         with socket.create_connection(("127.0.0.1", server.port)) as sock:
             sock.sendall(UPGRADE + client_frame(0x1, b"early"))
         with anyio.fail_after(5):
@@ -196,7 +196,7 @@ async def test_our_client_refuses_a_message_over_its_limit_with_1009(
         await send({"type": "websocket.send", "bytes": bytes(16 * 1024 * 1024)})  # ~16 KiB deflated
         await receive()
 
-    async with running(sends_16_mib, lifespan=False) as server:
+    async with running(sends_16_mib, lifespan="off") as server:
         url = f"ws://127.0.0.1:{server.port}/"
         async with connect(url, permessage_deflate=permessage_deflate) as ws:
             with anyio.fail_after(5), pytest.raises(WebsocketClosed) as closed:
@@ -219,7 +219,7 @@ async def test_frames_sent_with_the_request_are_answered_after_a_slow_accept() -
         while (message := await receive())["type"] == "websocket.receive":
             await send({"type": "websocket.send", "bytes": message["bytes"]})
 
-    async with running(slow_echo, lifespan=False) as server:
+    async with running(slow_echo, lifespan="off") as server:
         stream = await anyio.connect_tcp("127.0.0.1", server.port)  # type: ignore[arg-type]
         async with stream:
             frames = b"".join(client_frame(0x2, bytes([index]) * 3) for index in range(3))

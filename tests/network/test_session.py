@@ -1,0 +1,84 @@
+"""The network client's session API: the same names as the test client's."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from panther_ws.client import connect
+from panther_ws.session import WebsocketClosed
+from tests.network.test_server_and_client import running
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_typed_sends() -> None:
+    async with running() as server, connect(f"ws://127.0.0.1:{server.port}/echo") as ws:
+        await ws.send_text("hi")
+        assert await ws.receive() == "hi"
+        await ws.send_bytes(b"\x00\x01")
+        assert await ws.receive() == b"\x00\x01"
+        await ws.send_json("")  # a JSON string, not an empty text message
+        assert await ws.receive() == '""'
+        await ws.send_json({"a": [1]}, mode="binary")
+        assert await ws.receive() == b'{"a":[1]}'
+        with pytest.raises(TypeError, match="send_text"):
+            await ws.send_text(b"x")  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="send_bytes"):
+            await ws.send_bytes("x")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="mode"):
+            await ws.send_json(1, mode="json")  # type: ignore[arg-type]
+
+
+async def test_ping_returns_when_the_pong_arrived() -> None:
+    # /busy never reads: the server's core still answers the ping
+    async with running() as server, connect(f"ws://127.0.0.1:{server.port}/busy") as ws:
+        with anyio.fail_after(5):
+            await ws.ping(b"one")
+            await ws.ping()
+
+
+async def test_ping_fails_with_the_close_when_the_server_closes_first() -> None:
+    async with running() as server, connect(f"ws://127.0.0.1:{server.port}/kick") as ws:
+        assert await ws.wait_closed() == (4001, "kicked")
+        with pytest.raises(WebsocketClosed):
+            await ws.ping(b"late")
+
+
+async def test_receive_nothing_passes_on_silence_and_names_a_message() -> None:
+    async with running() as server, connect(f"ws://127.0.0.1:{server.port}/echo") as ws:
+        await ws.receive_nothing(timeout=0.05)
+        await ws.send("surprise")
+        with pytest.raises(AssertionError, match="surprise"):
+            await ws.receive_nothing(timeout=5)  # returns as soon as it arrives
+
+
+async def test_await_connect_then_close() -> None:
+    async with running() as server:
+        ws = await connect(f"ws://127.0.0.1:{server.port}/whoami", headers={"x-token": "t"})
+        try:
+            assert await ws.receive() == "t"  # sent with the 101: read on demand
+            await ws.ping(b"p")
+            await ws.send_text("echo")
+            assert await ws.receive() == "echo"
+        finally:
+            await ws.close()
+        assert ws.close_code == 1000
+        with pytest.raises(WebsocketClosed):
+            await ws.send("after")
+
+
+async def test_await_connect_keeps_messages_that_arrive_while_pinging() -> None:
+    async with running() as server:
+        ws = await connect(f"ws://127.0.0.1:{server.port}/echo")
+        try:
+            await ws.send("first")
+            await ws.ping(b"p")  # the echo may arrive before the pong
+            assert await ws.receive() == "first"
+        finally:
+            await ws.close()
+
+
+async def test_await_connect_refuses_a_keepalive() -> None:
+    with pytest.raises(ValueError, match="async with"):
+        await connect("ws://127.0.0.1:9/", ping_interval=1)
