@@ -27,7 +27,8 @@ from typing import Any
 
 import anyio
 import anyio.abc
-import sniffio
+
+from panther_ws._primitives import current_backend
 
 READ_BUFFER_LIMIT = 256 * 1024
 READ_SIZE = 64 * 1024
@@ -36,7 +37,7 @@ READ_SIZE = 64 * 1024
 async def open_listener(host: str, port: int) -> anyio.abc.Listener[anyio.abc.SocketStream]:
     """A TCP listener whose streams are :class:`AsyncioSocketStream` on asyncio."""
     listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
-    if sniffio.current_async_library() != "asyncio":
+    if current_backend() != "asyncio":
         return listener
     return _AsyncioListener(listener)
 

@@ -279,8 +279,9 @@ class App:
         """Send to a connection of any worker.
 
         Local: True if it was delivered, False if no such connection is live here. Another
-        worker's connection: True once the broker has published it (delivery to a connection
-        that has just gone cannot be confirmed).
+        worker's connection: True once that worker has the message; otherwise the broker
+        raises ``BrokerError`` (it did not arrive and will not: safe to retry) or
+        ``DeliveryUnconfirmed`` (it may have arrived; see docs/deployment.md).
         """
         if connection_id.startswith(self.worker_id):
             connection = self.registry.get(connection_id)
@@ -311,7 +312,11 @@ class App:
         return True
 
     async def send_message_to_group(self, group: str, data: Any) -> None:
-        """Send to every member of ``group`` on every worker: one broker publish."""
+        """Send to every member of ``group`` on every worker that has members.
+
+        Returns once every such worker has the message; raises as
+        :meth:`send_message_to_websocket` does when one could not be reached.
+        """
         await self._attach_without_lifespan()
         await self.broker.publish_to_group(group, Delivery("send", group=group, data=data))
 

@@ -22,6 +22,7 @@ from panther_ws.protocol.asgi import (
 )
 from panther_ws.protocol.events import Accepted, Closed, Event, Message, Rejected, Request
 from panther_ws_testing._mailbox import Mailbox
+from panther_ws_testing._transcript import Transcript
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class Ends:
         self,
         app_inbox: Mailbox,
         client_inbox: Mailbox,
-        transcript: list[tuple[str, Mapping[str, Any]]],
+        transcript: Transcript,
     ) -> None:
         self.app_inbox = app_inbox
         self.client_inbox = client_inbox
@@ -231,7 +232,3 @@ class WireLink:
 
 
 Link = DirectLink | WireLink
-
-
-def _header_pairs(headers: Any) -> list[tuple[bytes, bytes]]:
-    return [(bytes(name), bytes(value)) for name, value in headers or ()]

@@ -10,6 +10,7 @@ from collections import deque
 from typing import Any
 
 from panther_ws._primitives import Event, Primitives
+from panther_ws.protocol.events import Message
 
 
 class Mailbox:
@@ -49,3 +50,54 @@ class Mailbox:
         if self._waiter is None:
             self._waiter = self._primitives.event()
         await self._waiter.wait()
+
+
+class Inbox(Mailbox):
+    """The client's mailbox, which pushes back on the app the way a socket does.
+
+    It counts what waits unread: each message's length (characters or bytes) plus
+    ``MESSAGE_COST`` for what keeping it costs. Once that passes ``limit``, :meth:`full`
+    is true and the app's send waits in :meth:`wait_for_room` until the test reads, as a
+    full socket buffer blocks a server's write. An app that floods a test that does not
+    read then holds a few MiB, not gigabytes, in big messages or in many small ones.
+    """
+
+    __slots__ = ("_room_waiter", "limit", "unread")
+
+    MESSAGE_COST = 1024
+
+    def __init__(self, primitives: Primitives, *, limit: int) -> None:
+        super().__init__(primitives)
+        self.limit = limit
+        self.unread = 0
+        self._room_waiter: Event | None = None
+
+    def put(self, item: Any) -> None:
+        self._items.append(item)
+        if type(item) is Message:
+            self.unread += len(item.data) + self.MESSAGE_COST
+        if self._waiter is not None:
+            self.wake()
+
+    def pop(self) -> Any:
+        item = self._items.popleft()
+        if type(item) is Message:
+            self.unread -= len(item.data) + self.MESSAGE_COST
+            if self._room_waiter is not None and self.unread <= self.limit:
+                self.make_room()
+        return item
+
+    def full(self) -> bool:
+        return self.unread > self.limit
+
+    def make_room(self) -> None:
+        """Let a waiting sender go on: there is room, or no reader any more."""
+        if self._room_waiter is not None:
+            self._room_waiter.set()
+            self._room_waiter = None
+
+    async def wait_for_room(self) -> None:
+        """Wait until the reader has read enough, or :meth:`make_room` is called."""
+        if self._room_waiter is None:
+            self._room_waiter = self._primitives.event()
+        await self._room_waiter.wait()

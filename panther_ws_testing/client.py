@@ -2,8 +2,9 @@
 
 The client plays the ASGI server: it runs the app's lifespan, opens sessions, and behaves
 towards the app as uvicorn would (a ``websocket.disconnect`` after the app closes or
-rejects, ``ClientDisconnected`` for a send after the client left). The session plays the
-client, with the same surface as the network client (:class:`WebsocketSession`).
+rejects, ``ClientDisconnected`` for a send after the client left, a send that waits while
+the test has a socket buffer's worth unread). The session plays the client, with the same
+surface as the network client (:class:`WebsocketSession`).
 """
 
 from __future__ import annotations
@@ -30,9 +31,11 @@ from panther_ws.session import (
     WebsocketClosed,
     WebsocketRejected,
 )
-from panther_ws_testing._apps import AppTasks
+from panther_ws_testing._apps import AppTask, AppTasks
+from panther_ws_testing._exceptions import AppCrashed
 from panther_ws_testing._links import DirectLink, Ends, Link, Rejection, WireLink
-from panther_ws_testing._mailbox import Mailbox
+from panther_ws_testing._mailbox import Inbox, Mailbox
+from panther_ws_testing._transcript import Transcript
 
 ASGIMessage = MutableMapping[str, Any]
 ASGIApp = Callable[
@@ -46,6 +49,12 @@ ASGIApp = Callable[
 HeadersArg = Mapping[str, str] | Sequence[tuple[str | bytes, str | bytes]] | None
 
 _client_ports = itertools.count(50000)
+
+# What the app may send before the test reads, as a socket's buffers would take it: then
+# its send() waits until the test reads. Each message counts 1 KiB more than its length
+# (Inbox.MESSAGE_COST), so this is also at most 4,096 small messages; a message over the
+# bound goes through whole.
+MAX_UNREAD_BYTES = 4 * 1024 * 1024
 
 
 class WebsocketTestSession(TypedReceiveMixin):
@@ -67,15 +76,16 @@ class WebsocketTestSession(TypedReceiveMixin):
         self.response_headers: list[tuple[bytes, bytes]] = []
         self.close_code: int | None = None
         self.close_reason: str | None = None
-        self.transcript: list[tuple[str, Mapping[str, Any]]] = []
+        self.transcript = Transcript()
         primitives = client._primitives
         assert primitives is not None
         self._checkpoint = primitives.checkpoint
-        self._inbox = Mailbox(primitives)  # what the client receives: core events
-        self._app_inbox = Mailbox(primitives)  # what the app's receive() returns: ASGI messages
+        # What the client receives (core events), and what the app's receive() returns.
+        self._inbox = Inbox(primitives, limit=MAX_UNREAD_BYTES)
+        self._app_inbox = Mailbox(primitives)
         ends = Ends(self._app_inbox, self._inbox, self.transcript)
         self._app_done = False  # set, with a wake-up of the inbox, when the app returns
-        self._cancel_app_task: Callable[[], object] | None = None
+        self._app_task: AppTask | None = None
         self._disconnect_seen = False
         self._app_error: BaseException | None = None
         self._error_raised = False
@@ -135,31 +145,43 @@ class WebsocketTestSession(TypedReceiveMixin):
         return message
 
     async def _app_send(self, message: ASGIMessage) -> None:
-        self.transcript.append(("app", message))
+        transcript = self.transcript
+        transcript.append(("app", message))
+        if len(transcript) > Transcript.LIMIT:
+            transcript.trim()
         self._link.app_send(message)
-        # A real send yields while the socket drains; so does ours, so an app that sends in
-        # a loop cannot starve the test's timeouts.
-        await self._checkpoint()
+        inbox = self._inbox
+        if inbox.unread <= inbox.limit:
+            # A real send yields while the socket drains; so does ours, so an app that
+            # sends in a loop cannot starve the test's timeouts.
+            await self._checkpoint()
+            return
+        # A full socket blocks the server's write until the client reads: so does ours.
+        while inbox.full() and not self._link.client_closed:
+            await inbox.wait_for_room()
 
     async def _run_app(self) -> None:
         try:
             await self._client.app(self._scope, self._app_receive, self._app_send)
-        except Exception as exc:
-            self._app_error = exc
-            if not isinstance(exc, ASGIProtocolError) and not self._client.raise_app_exceptions:
-                self._fail_like_a_server()
         except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt | SystemExit | anyio.get_cancelled_exc_class()):
-                raise
-            self._app_error = exc  # pytest.fail() or pytest.skip() in the app: the test's own
+            assert self._app_task is not None
+            error = self._app_error = self._app_task.reported(exc, self._path)
+            if error is None:
+                raise  # the client cancelled or abandoned the app
+            if isinstance(error, AppCrashed) or (
+                isinstance(error, Exception)
+                and not isinstance(error, ASGIProtocolError)
+                and not self._client.raise_app_exceptions
+            ):
+                self._fail_like_a_server()
         finally:
             self._app_done = True
             self._inbox.wake()
 
     def _cancel_app(self) -> None:
         """Cancel an app still running after its session ended (rejected, or stuck)."""
-        if not self._app_done and self._cancel_app_task is not None:
-            self._cancel_app_task()
+        if not self._app_done and self._app_task is not None:
+            self._app_task.cancel()
 
     def _fail_like_a_server(self) -> None:
         # What a client on the wire sees when the app crashes: HTTP 500 before accept,
@@ -177,7 +199,7 @@ class WebsocketTestSession(TypedReceiveMixin):
         self._scope["state"] = dict(self._client.lifespan_state)
         if isinstance(self._link, DirectLink):
             self._link.connect()
-        self._cancel_app_task = apps.start(self._run_app(), name=f"app for {self._path}")
+        self._app_task = apps.start(self._run_app(), name=f"app for {self._path!r}")
         event = await self._next_event(self._timeout, waiting_for="the app to accept")
         if isinstance(event, Accepted):
             self.accepted = True
@@ -233,10 +255,18 @@ class WebsocketTestSession(TypedReceiveMixin):
             self.close_code, self.close_reason = event.code, event.reason
 
     def _describe(self) -> str:
-        if not self.transcript:
+        transcript = self.transcript
+        if not transcript:
             return "The app has not received or sent anything."
-        lines = [f"  {who:>6} -> {_short(message)}" for who, message in self.transcript[-20:]]
-        return "Transcript so far:\n" + "\n".join(lines)
+        lines = [f"  {who:>6} -> {_short(message)}" for who, message in transcript[-20:]]
+        shown = f"the last {len(lines)} of {len(transcript) + transcript.dropped} messages"
+        if transcript.dropped:
+            shown += f"; {transcript.dropped} in the middle were dropped, the transcript keeps"
+            shown += " the first and the last"
+        description = f"Transcript ({shown}):\n" + "\n".join(lines)
+        if self._app_task is not None and not self._app_done:
+            description += f"\nThe app is {self._app_task.where()}."
+        return description
 
     def _raise_app_error(self) -> None:
         error = self._app_error
@@ -244,7 +274,7 @@ class WebsocketTestSession(TypedReceiveMixin):
             return
         if (
             self._client.raise_app_exceptions
-            or isinstance(error, ASGIProtocolError)
+            or isinstance(error, ASGIProtocolError | AppCrashed)
             or not isinstance(error, Exception)
         ):
             self._error_raised = True
@@ -261,6 +291,8 @@ class WebsocketTestSession(TypedReceiveMixin):
         if not isinstance(data, str | bytes):
             data = orjson.dumps(data).decode()
         self._link.client_send(data)
+        if len(self.transcript) > Transcript.LIMIT:
+            self.transcript.trim()
 
     async def receive(self, *, timeout: float | None = None) -> str | bytes:
         event = await self._next_event(timeout, waiting_for="a message")
@@ -269,6 +301,18 @@ class WebsocketTestSession(TypedReceiveMixin):
         assert isinstance(event, Closed)
         self._raise_app_error()
         raise WebsocketClosed(event.code, event.reason)
+
+    async def receive_nothing(self, *, timeout: float = 0.1) -> None:
+        """Wait ``timeout`` seconds and fail if a message arrives (a close is not one)."""
+        with anyio.move_on_after(timeout):
+            while not self._inbox and not self._app_done:
+                await self._inbox.wait()
+        self._raise_app_error()
+        if self._inbox and isinstance(self._inbox.peek(), Message):
+            data = self._inbox.pop().data
+            raise AssertionError(
+                f"expected no message on {self._path!r} within {timeout} s, received {data[:60]!r}"
+            )
 
     async def wait_closed(self, *, timeout: float | None = None) -> tuple[int, str]:
         """Wait for the app to close the connection; returns its ``(code, reason)``."""
@@ -284,6 +328,7 @@ class WebsocketTestSession(TypedReceiveMixin):
         if self._closed_event is None and not self._link.client_closed:
             self._link.client_close(code, reason)
             self._record_close(Closed(code, reason))
+        self._inbox.make_room()  # an app blocked on a send to a test that left goes on
         await self._wait_for_app()
 
     async def _wait_for_app(self) -> None:
@@ -351,7 +396,7 @@ class WebsocketTestClient:
                 self._task_group.cancel_scope.cancel()
                 await self._task_group.__aexit__(None, None, None)
                 raise
-        self._apps = await AppTasks().__aenter__()
+        self._apps = await AppTasks(self._primitives, self.timeout).__aenter__()
         return self
 
     async def __aexit__(

@@ -2,7 +2,9 @@
 
 Panther's client answers every ``receive()`` with ``websocket.connect``, so an app that
 waits for a message loops or hangs. This one gives the app its connect, then a disconnect,
-and returns the ASGI messages the app sent, as Panther's does.
+and returns the ASGI messages the app sent, as Panther's does. The app runs as the test
+client's apps do (:mod:`panther_ws_testing._apps`): one that ignores its cancellation is
+abandoned after ``timeout``, and ``KeyboardInterrupt`` from it fails only the test.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from typing import Any
 from urllib.parse import quote
 
 import anyio
+
+from panther_ws._primitives import Primitives
+from panther_ws_testing._apps import AppTask, AppTasks
 
 
 class WebsocketClient:
@@ -64,6 +69,27 @@ class WebsocketClient:
         async def send(message: dict[str, Any]) -> None:
             responses.append(dict(message))
 
-        with anyio.fail_after(self.timeout):
-            await self.app(scope, receive, send)
+        errors: list[BaseException] = []
+        finished = anyio.Event()
+
+        task: AppTask | None = None
+
+        async def run() -> None:
+            try:
+                await self.app(scope, receive, send)
+            except BaseException as exc:
+                assert task is not None  # started before it runs
+                error = task.reported(exc, path)
+                if error is None:
+                    raise  # cancelled or abandoned after the timeout
+                errors.append(error)
+            finally:
+                finished.set()
+
+        async with AppTasks(Primitives(), self.timeout) as apps:
+            task = apps.start(run(), name=f"app for {path!r}")
+            with anyio.fail_after(self.timeout):
+                await finished.wait()
+        if errors:
+            raise errors[0]
         return responses

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from panther_ws_testing._redis import redis_server, redis_url
+from panther_ws_testing._redis import redis_server, redis_url, report_header
 from panther_ws_testing.client import WebsocketTestClient
 
 __all__ = ["redis_server", "redis_url", "ws_client"]
@@ -27,6 +27,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="fail, instead of skipping, tests that need redis-server when it is missing",
     )
     parser.addini("ws_app", "module:attr of the ASGI app the ws_client fixture tests")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return report_header()
 
 
 def _configured_app(request: pytest.FixtureRequest) -> Any:

@@ -42,6 +42,9 @@ class SyncWebsocketTestSession:
     def receive_json(self, *, timeout: float | None = None) -> Any:
         return self._portal.call(lambda: self._session.receive_json(timeout=timeout))
 
+    def receive_nothing(self, *, timeout: float = 0.1) -> None:
+        self._portal.call(lambda: self._session.receive_nothing(timeout=timeout))
+
     def close(self, code: int = 1000, reason: str = "") -> None:
         self._portal.call(self._session.close, code, reason)
 

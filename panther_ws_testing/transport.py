@@ -16,12 +16,13 @@ from types import TracebackType
 from typing import Any
 
 import anyio
-import anyio.abc
 import httpx
 
+from panther_ws._primitives import Primitives
 from panther_ws.protocol import ConnectionState, ProtocolError, ServerConnection
 from panther_ws.protocol.asgi import ASGIConnectionBridge
 from panther_ws.protocol.events import Request
+from panther_ws_testing._apps import AppTask, AppTasks
 
 
 class _AppStream:
@@ -38,12 +39,16 @@ class _AppStream:
         self._reader_wakeup = anyio.Event()
         self.app_done = anyio.Event()
         self.app_error: BaseException | None = None
+        self.task: AppTask | None = None
 
     async def run_app(self) -> None:
         try:
             await self._app(self._bridge.scope, self._receive, self._send)
-        except Exception as exc:
-            self.app_error = exc
+        except BaseException as exc:
+            assert self.task is not None
+            self.app_error = self.task.reported(exc, self._bridge.scope["path"])
+            if self.app_error is None:
+                raise
             if self._server.state is ConnectionState.OPEN:
                 self._server.close(1011, "")
                 self._flush()
@@ -126,7 +131,8 @@ class ASGIWebsocketTransport(httpx.AsyncBaseTransport):
     """An httpx transport that serves websockets (and HTTP) from an ASGI app, in memory.
 
     Use it as an async context manager, or through ``httpx.AsyncClient(transport=...)``,
-    which enters and exits it with the client.
+    which enters and exits it with the client; both at once is fine (the outermost exit
+    closes it), and it can be entered again after it was closed.
     """
 
     def __init__(
@@ -142,12 +148,14 @@ class ASGIWebsocketTransport(httpx.AsyncBaseTransport):
         self.root_path = root_path
         self.timeout = timeout
         self._http = httpx.ASGITransport(app=app, root_path=root_path, client=client)
-        self._task_group: anyio.abc.TaskGroup | None = None
+        self._apps: AppTasks | None = None
+        self._entered = 0  # nested entries: ``async with transport`` around an AsyncClient
         self._streams: list[_AppStream] = []
 
     async def __aenter__(self) -> ASGIWebsocketTransport:
-        self._task_group = anyio.create_task_group()
-        await self._task_group.__aenter__()
+        if self._entered == 0:
+            self._apps = await AppTasks(Primitives(), self.timeout).__aenter__()
+        self._entered += 1
         return self
 
     async def __aexit__(
@@ -156,21 +164,26 @@ class ASGIWebsocketTransport(httpx.AsyncBaseTransport):
         exc: BaseException | None = None,
         traceback: TracebackType | None = None,
     ) -> None:
-        assert self._task_group is not None
-        for stream in self._streams:
-            await stream.aclose()
-        self._task_group.cancel_scope.cancel()
-        await self._task_group.__aexit__(None, None, None)
-        self._task_group = None
+        if self._entered == 0:
+            raise RuntimeError("the transport was exited more often than it was entered")
+        self._entered -= 1
+        if self._entered > 0 or self._apps is None:
+            return
+        apps, self._apps = self._apps, None
+        streams, self._streams = self._streams, []
+        try:
+            for stream in streams:
+                await stream.aclose()
+        finally:
+            await apps.__aexit__(None, None, None)
 
     async def aclose(self) -> None:
-        if self._task_group is not None:
-            await self.__aexit__()
+        """Nothing to do: whoever entered the transport closes it by leaving."""
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if request.headers.get("upgrade", "").lower() != "websocket":
             return await self._http.handle_async_request(request)
-        if self._task_group is None:
+        if self._apps is None:
             raise RuntimeError(
                 "enter the transport first: 'async with ASGIWebsocketTransport(app) as t:' "
                 "or 'async with httpx.AsyncClient(transport=t)'"
@@ -192,7 +205,7 @@ class ASGIWebsocketTransport(httpx.AsyncBaseTransport):
         )
         stream = _AppStream(self.app, bridge, self.timeout)
         self._streams.append(stream)
-        self._task_group.start_soon(stream.run_app)
+        stream.task = self._apps.start(stream.run_app(), name=f"app for {request_event.path!r}")
         head = await stream.wait_for_handshake()
         status, headers = _parse_head(head)
         if status == 101:

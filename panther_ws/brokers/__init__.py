@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from panther_ws.brokers.base import Broker, BrokerError, Delivery
+from panther_ws.brokers.base import Broker, BrokerError, Delivery, DeliveryUnconfirmed
 from panther_ws.brokers.memory import MemoryBroker
 
 if TYPE_CHECKING:
     from panther_ws.brokers.manager import ManagerBroker
     from panther_ws.brokers.redis import RedisBroker
 
-__all__ = ["Broker", "BrokerError", "Delivery", "ManagerBroker", "MemoryBroker", "RedisBroker"]
+__all__ = [
+    "Broker",
+    "BrokerError",
+    "Delivery",
+    "DeliveryUnconfirmed",
+    "ManagerBroker",
+    "MemoryBroker",
+    "RedisBroker",
+]
 
 
 def __getattr__(name: str) -> Any:

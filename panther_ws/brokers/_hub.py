@@ -2,7 +2,9 @@
 
 Run as ``python -m panther_ws.brokers._hub SOCKET_PATH PARENT_PID``. It listens on a Unix
 socket; each worker says hello with its worker id, joins and leaves groups, and publishes to
-a worker or a group. It exits when its parent (the gunicorn master) is gone.
+a worker or a group. Every publish is answered, in order, with ``{"ack": true}`` once it was
+written to the target workers' sockets, or ``{"ack": false}`` when no such worker is
+connected, so a sender knows. It exits when its parent (the gunicorn master) is gone.
 """
 
 from __future__ import annotations
@@ -57,10 +59,12 @@ class Hub:
                 elif op == "leave" and worker_id is not None:
                     self.groups.get(key, set()).discard(worker_id)
                 elif op == "to_worker":
-                    await self._send(key, message["payload"])
+                    delivered = await self._send(key, message["payload"])
+                    await stream.send(frame({"ack": delivered}))
                 elif op == "to_group":
                     for member in tuple(self.groups.get(key, ())):
                         await self._send(member, message["payload"])
+                    await stream.send(frame({"ack": True}))
         except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             pass
         finally:
@@ -69,13 +73,16 @@ class Hub:
                 for members in self.groups.values():
                     members.discard(worker_id)
 
-    async def _send(self, worker_id: str, payload: str) -> None:
+    async def _send(self, worker_id: str, payload: str) -> bool:
         stream = self.workers.get(worker_id)
-        if stream is not None:
-            try:
-                await stream.send(frame({"payload": payload}))
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                self.workers.pop(worker_id, None)
+        if stream is None:
+            return False
+        try:
+            await stream.send(frame({"payload": payload}))
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            self.workers.pop(worker_id, None)
+            return False
+        return True
 
 
 async def main(path: str, parent: int) -> None:

@@ -2,9 +2,11 @@
 
 Every App is one *worker* with a random ``worker_id`` (12 lowercase hex). A ``connection_id``
 starts with the id of the worker that holds it, so a send to one connection is routed to
-exactly one worker: one publish, no broadcast. Groups are channels: a worker subscribes to a
-group while at least one of its connections is a member, so a group send is one publish, and
-every subscribed worker fans out to its own members.
+exactly one worker. A group send reaches every worker that has at least one member in the
+group (``join_group``/``leave_group`` tell the broker), and each fans out to its own members.
+
+A publish either returns, and then the target worker(s) have the delivery, or raises a
+:class:`BrokerError` that says why not; never a silent loss.
 
 A broker only moves :class:`Delivery` values between workers; the App decides what they mean.
 """
@@ -58,11 +60,11 @@ class Broker(ABC):
 
     @abstractmethod
     async def publish_to_worker(self, worker_id: str, delivery: Delivery) -> None:
-        """Send ``delivery`` to one worker; raises a ``BrokerError`` if it cannot be sent."""
+        """Return once ``worker_id`` has ``delivery``; else raise :class:`BrokerError`."""
 
     @abstractmethod
     async def publish_to_group(self, group: str, delivery: Delivery) -> None:
-        """Send ``delivery`` to every worker subscribed to ``group`` (one publish)."""
+        """Return once every worker with members in ``group`` has ``delivery``; else raise."""
 
     @abstractmethod
     async def join_group(self, worker_id: str, group: str) -> None:
@@ -74,7 +76,25 @@ class Broker(ABC):
 
 
 class BrokerError(Exception):
-    """A delivery could not be published (for example, Redis is unreachable)."""
+    """The delivery did not arrive, and will not arrive later: the message says why.
+
+    Retrying it cannot deliver it twice. (Subclass: :class:`DeliveryUnconfirmed`.)
+    """
 
 
-__all__ = ["WORKER_ID_LENGTH", "Broker", "BrokerError", "Delivery", "DeliveryHandler"]
+class DeliveryUnconfirmed(BrokerError):
+    """The broker failed after the delivery was handed on: it may or may not have arrived.
+
+    Only a send in flight at the moment the broker's server died or froze ends this way;
+    the message names the workers that may have it.
+    """
+
+
+__all__ = [
+    "WORKER_ID_LENGTH",
+    "Broker",
+    "BrokerError",
+    "Delivery",
+    "DeliveryHandler",
+    "DeliveryUnconfirmed",
+]

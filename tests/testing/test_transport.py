@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import anyio
 import httpx
 import pytest
 from httpx_ws import WebSocketUpgradeError, aconnect_ws
 
+from panther_ws_testing import AppCrashed, AppIgnoredCancellation
 from panther_ws_testing.transport import ASGIWebsocketTransport
 from tests.testing.apps import echo_app
 
@@ -61,3 +65,55 @@ async def test_plain_http_goes_to_the_app() -> None:
     transport = ASGIWebsocketTransport(Starlette(routes=[Route("/", hello)]))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         assert (await client.get("/")).text == "hello"
+
+
+async def test_the_transport_may_be_entered_by_the_test_and_by_the_client() -> None:
+    transport = ASGIWebsocketTransport(echo_app)
+    for _ in range(2):  # and entered again once closed
+        async with transport:
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+                async with aconnect_ws("/echo", c) as ws:
+                    await ws.send_text("twice")
+                    assert await ws.receive_text() == "twice"
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+                async with aconnect_ws("/echo", c) as ws:  # still open for a second client
+                    await ws.send_text("again")
+                    assert await ws.receive_text() == "again"
+
+
+async def test_leaving_the_transport_more_often_than_entering_it_is_an_error() -> None:
+    transport = ASGIWebsocketTransport(echo_app)
+    async with transport:
+        pass
+    with pytest.raises(RuntimeError, match="exited more often than it was entered"):
+        await transport.__aexit__()
+
+
+async def test_a_keyboard_interrupt_in_the_app_fails_only_the_test() -> None:
+    async def app(scope: dict[str, object], receive: Any, send: Any) -> None:
+        await receive()
+        raise KeyboardInterrupt
+
+    transport = ASGIWebsocketTransport(app)
+    with pytest.raises(AppCrashed) as crashed:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            async with aconnect_ws("/", client):
+                pass
+    assert type(crashed.value.__cause__) is KeyboardInterrupt
+
+
+async def test_an_app_that_keeps_swallowing_cancellation_is_abandoned() -> None:
+    async def app(scope: dict[str, object], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        while True:
+            try:
+                await anyio.sleep(0.01)
+            except anyio.get_cancelled_exc_class():
+                pass
+
+    transport = ASGIWebsocketTransport(app, timeout=0.2)
+    with pytest.raises(AppIgnoredCancellation, match="the app for '/stuck' did not finish"):
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            async with aconnect_ws("/stuck", client):
+                pass

@@ -1,0 +1,40 @@
+"""A session's transcript: every ASGI message both ways, up to a bound.
+
+A conversation of millions of messages would keep every payload alive; what a failing test
+needs is how the conversation started and how it ended. So the transcript keeps the first
+``HEAD`` entries and the last ``TAIL`` (between ``TAIL`` and twice that, as it trims in
+batches) and counts the entries it dropped in between.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+Entry = tuple[str, Mapping[str, Any]]
+
+HEAD = 25
+TAIL = 100
+
+
+class Transcript(list[Entry]):
+    """``(who, message)`` entries, ``who`` being ``"client"`` or ``"app"``; see the module.
+
+    A list, so appending costs what a list's does (every message is appended); whoever
+    appends calls :meth:`trim` when the list passes :data:`LIMIT`.
+    """
+
+    __slots__ = ("dropped",)
+
+    LIMIT = HEAD + 2 * TAIL
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dropped = 0  # entries no longer kept, between the head and the tail
+
+    def trim(self) -> None:
+        """Drop the middle, keeping the first ``HEAD`` and the last ``TAIL`` entries."""
+        excess = len(self) - HEAD - TAIL
+        if excess > 0:
+            del self[HEAD : HEAD + excess]
+            self.dropped += excess

@@ -1,0 +1,477 @@
+"""The Hypothesis state machine that plans conversations, and how a run is driven.
+
+Rules only *plan*: each appends a step (open, send, receive, close, drop, a user rule) and
+the whole conversation is played at teardown, in one task of one event loop, by
+:class:`~panther_ws_testing.fuzz.conversation.Conversation`. So a conversation costs one entry
+into the loop instead of a thread hop per rule, runs exactly as its printed test does, and
+Hypothesis shrinks the plan like any other: fewer steps, simpler messages, codes towards 1000.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import traceback
+import unittest
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar, cast
+
+from anyio.from_thread import start_blocking_portal
+from hypothesis import HealthCheck, Phase, note, settings, stateful
+from hypothesis import strategies as st
+from hypothesis.control import current_build_context
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, precondition
+
+from panther_ws import App
+from panther_ws.protocol.asgi import ClientDisconnected
+from panther_ws.status import is_sendable_close_code
+from panther_ws_testing import strategies
+from panther_ws_testing.fuzz.conversation import (
+    AtRest,
+    CallUserRule,
+    Client,
+    Close,
+    Conversation,
+    Hooks,
+    Invariant,
+    Open,
+    Receive,
+    Send,
+    Spec,
+    Step,
+    UserRule,
+)
+from panther_ws_testing.fuzz.endpoints import ConnectRequest, Endpoint
+from panther_ws_testing.fuzz.repro import render
+
+# Hypothesis leaves this one untyped.
+_run_state_machine: Callable[..., None] = stateful.run_state_machine_as_test
+
+Play = Callable[[Callable[[], Awaitable[None]]], None]
+F = TypeVar("F", bound=Callable[..., Any])
+
+# What a send racing the client's departure raises, on every server: not the app's bug.
+DEFAULT_ALLOWED: tuple[type[BaseException], ...] = (ClientDisconnected,)
+
+DEFAULT_SETTINGS = settings(
+    max_examples=100,
+    stateful_step_count=10,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=[Phase.explicit, Phase.generate, Phase.shrink],
+    report_multiple_bugs=False,
+    suppress_health_check=list(HealthCheck),
+)
+
+
+@dataclass
+class FuzzReport:
+    """What a run found: ``failure`` and its ``repro`` (a pytest file), or nothing."""
+
+    examples: int
+    seconds: float
+    failure: BaseException | None = None
+    repro: str | None = None
+    steps: int | None = None  # of the reproduction
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+    def summary(self) -> str:
+        rate = self.examples / self.seconds if self.seconds else 0.0
+        text = f"{self.examples} conversations in {self.seconds:.1f} s ({rate:.0f}/s): "
+        if self.failure is None:
+            return text + "no failure"
+        first_line = (str(self.failure).splitlines() or [""])[0][:200]
+        return text + (
+            f"{type(self.failure).__name__}: {first_line}\n"
+            f"smallest failing conversation ({self.steps} steps), as a pytest test:\n\n"
+            f"{self.repro}"
+        )
+
+
+class _ShrinkBudgetSpent(BaseException):
+    """Ends Hypothesis's shrinking (it lets BaseExceptions through, as KeyboardInterrupt)."""
+
+
+@dataclass
+class _Run:
+    """What one run shares across its examples: the loop, a count, the best failure so far.
+
+    Hypothesis may shrink for hundreds of conversations; past ``shrink_seconds`` after the
+    first failure the run stops it and keeps the shortest failing conversation it saw,
+    which :func:`_minimize` then trims.
+    """
+
+    play: Play
+    shrink_seconds: float | None
+    examples: int = 0
+    failure: BaseException | None = None
+    conversation: Conversation | None = None
+    failed_at: float = 0.0
+
+    def found(self, failure: BaseException, conversation: Conversation) -> None:
+        if self.failure is None:
+            self.failed_at = time.perf_counter()
+        elif _origin(failure) != _origin(self.failure):
+            return  # another bug met while shrinking: keep to the first one
+        elif self.conversation and len(conversation.steps) > len(self.conversation.steps):
+            return
+        self.failure, self.conversation = failure, conversation
+
+    def check_budget(self) -> None:
+        if (
+            self.failure is not None
+            and self.shrink_seconds is not None
+            and time.perf_counter() - self.failed_at > self.shrink_seconds
+        ):
+            raise _ShrinkBudgetSpent
+
+
+@contextmanager
+def _event_loop(backend: str) -> Iterator[Play]:
+    """One loop for a whole run; a conversation is one call into it.
+
+    On asyncio the loop is simply run until each conversation completes, in this thread
+    (about 20 us a call); trio cannot be paused that way, so it runs in a portal thread.
+    """
+    if backend == "asyncio":
+        loop = asyncio.new_event_loop()
+        try:
+            yield lambda play: loop.run_until_complete(play())
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+    else:
+        with start_blocking_portal(backend) as portal:
+            yield portal.call
+
+
+class FuzzTestCase(unittest.TestCase):
+    """What ``Machine.TestCase`` is: runs the machine, and raises what it found, with the repro.
+
+    ``settings`` and ``shrink_seconds`` are as for :meth:`ConversationMachine.run`.
+    """
+
+    __test__ = False  # pytest collects the machine's own subclass, not this base
+    machine: ClassVar[type[ConversationMachine]]
+    settings: ClassVar[settings] = DEFAULT_SETTINGS
+    shrink_seconds: ClassVar[float | None] = 10.0
+
+    def runTest(self) -> None:
+        report = self.machine.run(settings=self.settings, shrink_seconds=self.shrink_seconds)
+        if report.failure is not None:
+            raise report.failure
+
+
+class _TestCaseProperty:
+    def __get__(self, obj: object, owner: type[ConversationMachine]) -> type[FuzzTestCase]:
+        return owner._test_case()
+
+
+class ConversationMachine(RuleBasedStateMachine):
+    """Plans conversations with the app of :attr:`spec`; made by :func:`fuzz_app`."""
+
+    spec: ClassVar[Spec]
+    clients = Bundle("clients")
+    TestCase = _TestCaseProperty()
+    _run: ClassVar[_Run | None] = None
+    _test_case_class: ClassVar[type[FuzzTestCase] | None] = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._steps: list[Step] = []
+        self._open = 0
+        self._fragment_size: int | None = None
+
+    def teardown(self) -> None:
+        run = type(self)._run
+        conversation = Conversation(self.spec, self._steps, fragment_size=self._fragment_size)
+        try:
+            if run is None:  # run_state_machine_as_test() called directly: a loop each
+                with _event_loop(self.spec.backend) as play:
+                    play(conversation.play)
+            else:
+                run.check_budget()
+                run.examples += 1
+                run.play(conversation.play)
+        except Exception as failure:
+            if run is not None:
+                run.found(failure, conversation)
+            elif current_build_context().is_final:
+                note(render(conversation, failure))
+            raise
+
+    # -- extending a machine -------------------------------------------------------------
+
+    @classmethod
+    def invariant(cls, function: Invariant) -> Invariant:
+        """Decorator: ``function(sessions)`` runs after every step, with the open sessions.
+
+        It raises (an ``assert``) to fail; each session's ``transcript`` is there to check.
+        Define it at module level so the printed reproduction can import it.
+        """
+        cls.spec.hooks.invariants.append(function)
+        return function
+
+    @classmethod
+    def at_rest(cls, function: AtRest) -> AtRest:
+        """Decorator: ``function()`` runs whenever every client has left; raise to fail."""
+        cls.spec.hooks.at_rest.append(function)
+        return function
+
+    @classmethod
+    def rule(cls, **arguments: st.SearchStrategy[Any]) -> Callable[[UserRule], UserRule]:
+        """Decorator: ``async function(session, **arguments)`` becomes a step of its own.
+
+        Arguments are drawn from the given strategies; add rules before the first run.
+        """
+
+        def add(function: UserRule) -> UserRule:
+            def plan(self: ConversationMachine, client: Client, **drawn: Any) -> None:
+                self._steps.append(CallUserRule(client, function, drawn))
+
+            plan.__name__ = function.__name__
+            drawn: dict[str, Any] = {"client": cls.clients, **arguments}
+            decorate = cast(Callable[[F], F], stateful.rule(**drawn))
+            setattr(cls, function.__name__, decorate(plan))
+            return function
+
+        return add
+
+    # -- running -------------------------------------------------------------------------
+
+    @classmethod
+    def run(
+        cls,
+        *,
+        max_examples: int | None = None,
+        seconds: float | None = None,
+        shrink_seconds: float | None = 10.0,
+        settings: settings | None = None,
+    ) -> FuzzReport:
+        """Fuzz and report; never raises for what the app does.
+
+        ``max_examples`` alone: one reproducible Hypothesis run (fixed seed). With ``seconds``,
+        batches of fresh random examples until the time is up (or ``max_examples`` ran).
+        Shrinking a failure stops after ``shrink_seconds`` (None: when Hypothesis is done).
+        """
+        base = settings if settings is not None else DEFAULT_SETTINGS
+        if max_examples is not None:
+            base = _with(base, max_examples=max_examples)
+        started = time.perf_counter()
+        with _event_loop(cls.spec.backend) as play:
+            run = cls._run = _Run(play, shrink_seconds)
+            try:
+                for batch in _batches(base, seconds, started):
+                    _run_state_machine(cls, settings=batch)
+            except (Exception, _ShrinkBudgetSpent):
+                if run.failure is None or run.conversation is None:
+                    raise  # not the app's doing: an error in the machine's setup
+                smallest, conversation = _minimize(run.conversation, run.failure, play)
+                repro = render(conversation, smallest)
+                if hasattr(smallest, "add_note"):  # Python 3.11+: pytest shows it
+                    smallest.add_note(f"The smallest failing conversation, as a test:\n\n{repro}")
+                seconds = time.perf_counter() - started
+                steps = conversation.script.steps
+                return FuzzReport(run.examples, seconds, smallest, repro, steps)
+            finally:
+                cls._run = None
+        return FuzzReport(run.examples, time.perf_counter() - started)
+
+    @classmethod
+    def _test_case(cls) -> type[FuzzTestCase]:
+        # One TestCase class per machine, made on first use, so its settings stick.
+        test_case = cls.__dict__.get("_test_case_class")
+        if test_case is None:
+            name = f"{cls.__name__}.TestCase"
+            namespace = {"machine": cls, "__qualname__": name, "__test__": True}
+            test_case = type(name, (FuzzTestCase,), namespace)
+            cls._test_case_class = test_case
+        return test_case
+
+
+def _minimize(
+    conversation: Conversation, failure: BaseException, play: Play
+) -> tuple[BaseException, Conversation]:
+    """Drop steps while the conversation still fails at the same place.
+
+    Hypothesis shrinks what is drawn, but a step it cannot delete without renumbering the
+    clients after it (an open and its drop) often stays: replaying the plan without each
+    client, then without each step, takes those out. Each try is one conversation.
+    """
+    origin = _origin(failure)
+    improved = True
+    while improved:
+        improved = False
+        for steps in _smaller(conversation.steps):
+            candidate = Conversation(
+                conversation.spec, steps, fragment_size=conversation.fragment_size
+            )
+            try:
+                play(candidate.play)
+            except Exception as exc:
+                if _origin(exc) == origin:
+                    failure, conversation, improved = exc, candidate, True
+                    break
+    return failure, conversation
+
+
+def _smaller(steps: Sequence[Step]) -> Iterator[list[Step]]:
+    clients = list(dict.fromkeys(step.client for step in steps))
+    for client in reversed(clients):
+        yield [step for step in steps if step.client is not client]
+    for index in reversed(range(len(steps))):
+        if not isinstance(steps[index], Open):
+            yield [*steps[:index], *steps[index + 1 :]]
+
+
+def _origin(failure: BaseException) -> tuple[type[BaseException], str, int | None]:
+    """Where a failure was raised: two failures from one place are one bug."""
+    frames = traceback.extract_tb(failure.__traceback__)
+    last = frames[-1] if frames else None
+    return type(failure), last.filename if last else "", last.lineno if last else None
+
+
+# What an endpoint may close with, drawn without a filter (which would reject half of
+# 1000-4999), shrinking towards 1000; reasons of at most 5 characters fit a close frame.
+_CLOSE_CODES = st.sampled_from([c for c in range(1000, 1015) if is_sendable_close_code(c)]) | (
+    st.integers(3000, 4999)
+)
+_CLOSE_REASONS = strategies.text_messages(max_size=5)
+
+
+def _planning_rules(spec: Spec) -> dict[str, Any]:
+    """The rules of a machine for ``spec``, with its strategies built once.
+
+    Strategies are given to the rules rather than drawn inside them (``st.data()``), which
+    costs Hypothesis less per step; only a message for one of several endpoints is drawn
+    late, as it depends on which endpoint the client went to.
+    """
+    clients = ConversationMachine.clients
+    requests = st.one_of([st.tuples(st.just(e), e.requests) for e in spec.endpoints])
+    if len(spec.endpoints) == 1:
+        messages = spec.endpoints[0].messages
+
+        def draw_message(client: Client, message: Any) -> Any:
+            return message
+
+    else:
+        messages = st.data()
+
+        def draw_message(client: Client, message: Any) -> Any:
+            return message.draw(client.endpoint.messages, label="message")
+
+    @precondition(lambda self: self._open < spec.max_clients)
+    @stateful.rule(target=clients, request=requests, worker=st.integers(0, spec.workers - 1))
+    def open(
+        self: ConversationMachine, request: tuple[Endpoint, ConnectRequest], worker: int
+    ) -> Client:
+        self._open += 1
+        client = Client(*request, worker)
+        self._steps.append(Open(client))
+        return client
+
+    @stateful.rule(client=clients, message=messages)
+    def send(self: ConversationMachine, client: Client, message: Any) -> None:
+        self._steps.append(Send(client, draw_message(client, message)))
+
+    @stateful.rule(client=clients)
+    def receive(self: ConversationMachine, client: Client) -> None:
+        self._steps.append(Receive(client))
+
+    @stateful.rule(client=consumes(clients), code=_CLOSE_CODES, reason=_CLOSE_REASONS)
+    def close(self: ConversationMachine, client: Client, code: int, reason: str) -> None:
+        self._open -= 1
+        self._steps.append(Close(client, code, reason))
+
+    rules: dict[str, Any] = {"open": open, "send": send, "receive": receive, "close": close}
+    if spec.wire:
+
+        @stateful.initialize(fragment_size=st.none() | st.integers(1, 64))
+        def split_frames(self: ConversationMachine, fragment_size: int | None) -> None:
+            self._fragment_size = fragment_size
+
+        rules["split_frames"] = split_frames
+    else:
+
+        @stateful.rule(client=consumes(clients))
+        def drop(self: ConversationMachine, client: Client) -> None:
+            self._open -= 1
+            self._steps.append(Close(client, 1006))
+
+        rules["drop"] = drop
+    return rules
+
+
+def _with(base: settings, **changes: Any) -> settings:
+    return settings(base, **changes)
+
+
+def _batches(base: settings, seconds: float | None, started: float) -> Iterator[settings]:
+    if seconds is None:
+        yield base
+        return
+    remaining = base.max_examples
+    while remaining > 0 and time.perf_counter() - started < seconds:
+        size = min(remaining, 50)
+        remaining -= size
+        yield _with(base, max_examples=size, derandomize=False)
+
+
+def fuzz_app(
+    app: Any,
+    endpoints: Sequence[Endpoint | str],
+    *,
+    workers: int = 1,
+    wire: bool = False,
+    max_clients: int = 3,
+    timeout: float = 1.0,
+    allowed_exceptions: Sequence[type[BaseException]] = DEFAULT_ALLOWED,
+    check_at_rest: bool = True,
+    reset: Callable[[], None] | None = None,
+    backend: str = "asyncio",
+) -> type[ConversationMachine]:
+    """A state machine fuzzing conversations with ``app``: ``TestChat = fuzz_app(...).TestCase``.
+
+    ``endpoints`` are :class:`Endpoint`\\ s or bare URL patterns. With ``workers=N``, ``app`` is
+    a callable ``(broker) -> App`` made N times on one ``MemoryBroker`` per conversation, and
+    clients are spread over the workers, so cross-worker sends are fuzzed too. ``timeout``
+    bounds every wait of a step. ``allowed_exceptions`` may escape the app: they end their
+    connection with 1011, as on a server. :data:`DEFAULT_ALLOWED` is ``ClientDisconnected``
+    alone, what a send racing the client's departure raises on every server (a conversation
+    often ends with a close right after a send); extend it: ``[*DEFAULT_ALLOWED, ValueError]``.
+    ``check_at_rest`` checks that panther_ws Apps hold no connection or group membership
+    once every client left. ``reset()`` runs before each
+    conversation (and first in a reproduction), for apps that keep state in globals.
+    """
+    if not endpoints:
+        raise ValueError("fuzz_app() needs at least one endpoint, e.g. ['/ws/<room>/']")
+    if backend not in ("asyncio", "trio"):
+        raise ValueError(f"backend must be 'asyncio' or 'trio', got {backend!r}")
+    if workers < 1 or max_clients < 1:
+        raise ValueError(
+            f"workers and max_clients must be at least 1, got {workers}, {max_clients}"
+        )
+    if workers > 1 and (isinstance(app, App) or not callable(app)):
+        raise TypeError("with workers > 1, app must be a callable (broker) -> App")
+    spec = Spec(
+        app=app,
+        endpoints=tuple(e if isinstance(e, Endpoint) else Endpoint(e) for e in endpoints),
+        workers=workers,
+        wire=wire,
+        max_clients=max_clients,
+        timeout=timeout,
+        allowed_exceptions=tuple(allowed_exceptions),
+        check_at_rest=check_at_rest,
+        backend=backend,
+        reset=reset,
+        hooks=Hooks(),
+    )
+    name = getattr(app, "__name__", type(app).__name__)
+    namespace = {"spec": spec, **_planning_rules(spec)}
+    return type(f"Fuzz_{name}", (ConversationMachine,), namespace)
