@@ -12,8 +12,8 @@ import inspect
 import logging
 import os
 import secrets
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import anyio
@@ -87,7 +87,8 @@ class App:
         self.slow_members_dropped = 0
         self._worker: tuple[int, str] | None = None
         self.registry = ConnectionRegistry()
-        self._broker_stack: AsyncExitStack | None = None
+        self._attached = False
+        self._implicit_attach = AsyncExitStack()
         _latest_app = self
 
     @property
@@ -121,34 +122,42 @@ class App:
 
     # -- lifespan --------------------------------------------------------------------------
 
-    async def startup(self) -> None:
-        """Attach to the broker; the App becomes the default of the module functions."""
+    @asynccontextmanager
+    async def serving(self) -> AsyncIterator[None]:
+        """Attached to the broker inside; the App becomes the default of the module functions.
+
+        The lifespan holds it for the life of the server, with ``async with`` in one task: a
+        broker's listener is a task group, which only the task that entered it may leave,
+        so even a cancelled lifespan detaches cleanly.
+        """
         global _latest_app
         _latest_app = self
-        if self._broker_stack is None:
-            stack = AsyncExitStack()
-            await stack.enter_async_context(self.broker.attach(self.worker_id, self._deliver))
-            self._broker_stack = stack
+        async with self.broker.attach(self.worker_id, self._deliver):
+            self._attached = True
+            try:
+                yield
+            finally:
+                self._attached = False
 
     async def _attach_without_lifespan(self) -> None:
-        """No lifespan ran: a broker without a listener (MemoryBroker) attaches on first use."""
-        if self._broker_stack is None and not self.broker.needs_listener:
-            await self.startup()
+        """No lifespan ran: a broker without a listener (MemoryBroker) attaches on first use.
+
+        Such a broker has no task to stop, so it is never detached.
+        """
+        if not self._attached and not self.broker.needs_listener:
+            await self._implicit_attach.enter_async_context(self.serving())
 
     async def shutdown(self) -> None:
-        """Close every live connection with 1001, then detach from the broker."""
+        """Close every live connection with 1001 (the lifespan's shutdown does this first)."""
         for connection in self.registry.connections():
             try:
                 await connection.close(status.WS_1001_GOING_AWAY, "server shutting down")
             except OSError:
                 pass  # the client went away already
-        if self._broker_stack is not None:
-            stack, self._broker_stack = self._broker_stack, None
-            await stack.aclose()
 
     async def _serve_lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.fallback is None:
-            await _run_lifespan(receive, send, self.startup, self.shutdown)
+            await _run_lifespan(receive, send, self)
             return
         await _LifespanRelay(self, scope, receive, send).run()
 
@@ -156,7 +165,7 @@ class App:
 
     async def _serve_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._attach_without_lifespan()
-        if self._broker_stack is None:
+        if not self._attached:
             raise RuntimeError(
                 f"{type(self.broker).__name__} needs the ASGI lifespan to start its "
                 "listener; run the server with lifespan enabled"
@@ -437,28 +446,20 @@ def _pattern_variables(pattern: str) -> list[str]:
     ]
 
 
-async def _run_lifespan(
-    receive: Receive,
-    send: Send,
-    startup: Callable[[], Awaitable[None]],
-    shutdown: Callable[[], Awaitable[None]],
-) -> None:
+async def _run_lifespan(receive: Receive, send: Send, app: App) -> None:
     message = await receive()
     if message["type"] != "lifespan.startup":
         return
+    phase = "startup"
     try:
-        await startup()
+        async with app.serving():
+            await send({"type": "lifespan.startup.complete"})
+            phase = "shutdown"
+            await receive()
+            await app.shutdown()
     except Exception as exc:
-        logger.exception("startup failed")
-        await send({"type": "lifespan.startup.failed", "message": repr(exc)})
-        return
-    await send({"type": "lifespan.startup.complete"})
-    message = await receive()
-    try:
-        await shutdown()
-    except Exception as exc:
-        logger.exception("shutdown failed")
-        await send({"type": "lifespan.shutdown.failed", "message": repr(exc)})
+        logger.exception("%s failed", phase)
+        await send({"type": f"lifespan.{phase}.failed", "message": repr(exc)})
         return
     await send({"type": "lifespan.shutdown.complete"})
 
@@ -489,15 +490,18 @@ class _LifespanRelay:
                 await self.send({"type": "lifespan.startup.failed", "message": fallback_failed})
                 task_group.cancel_scope.cancel()
                 return
+            phase = "startup"
             try:
-                await self.app.startup()
+                async with self.app.serving():
+                    await self.send({"type": "lifespan.startup.complete"})
+                    phase = "shutdown"
+                    await self.receive()
+                    await self.app.shutdown()
             except Exception as exc:
-                await self.send({"type": "lifespan.startup.failed", "message": repr(exc)})
+                logger.exception("%s failed", phase)
+                await self.send({"type": f"lifespan.{phase}.failed", "message": repr(exc)})
                 task_group.cancel_scope.cancel()
                 return
-            await self.send({"type": "lifespan.startup.complete"})
-            await self.receive()
-            await self.app.shutdown()
             fallback_failed = await self._forward("shutdown")
             if fallback_failed is not None:
                 await self.send({"type": "lifespan.shutdown.failed", "message": fallback_failed})

@@ -261,3 +261,17 @@ async def test_on_trio_attach_says_it_needs_asyncio(anyio_backend: str, redis_ur
 
 async def _ignore(delivery: object) -> None:
     pass
+
+
+@on_asyncio
+async def test_an_error_in_a_test_on_redis_surfaces_as_itself(
+    anyio_backend: str, redis_url: str
+) -> None:
+    # The broker's listener is a task group entered by the lifespan task; leaving the client
+    # on an error must detach it from that same task, not hide the error behind a
+    # "cancel scope" RuntimeError.
+    app = App(URLS, broker=RedisBroker(redis_url))
+    with pytest.raises(LookupError, match="the test's own failure"):
+        async with WebsocketTestClient(app) as client, client.connect("/ws/g/") as ws:
+            await ws.receive()
+            raise LookupError("the test's own failure")
