@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from panther_ws.brokers.base import Broker, Delivery, DeliveryHandler
+from panther_ws.brokers.base import Broker, BrokerError, Delivery, DeliveryHandler
 
 
 class MemoryBroker(Broker):
@@ -34,8 +34,13 @@ class MemoryBroker(Broker):
 
     async def publish_to_worker(self, worker_id: str, delivery: Delivery) -> None:
         deliver = self._workers.get(worker_id)
-        if deliver is not None:
-            await deliver(delivery)
+        if deliver is None:
+            # As RedisBroker does for a worker without a heartbeat: never a silent drop.
+            raise BrokerError(
+                f"no worker {worker_id!r} is attached to this MemoryBroker (it stopped, or the "
+                f"connection id {delivery.connection_id!r} is not one of ours); not delivered"
+            )
+        await deliver(delivery)
 
     async def publish_to_group(self, group: str, delivery: Delivery) -> None:
         for worker_id in tuple(self._groups.get(group, ())):

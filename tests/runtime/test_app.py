@@ -16,7 +16,7 @@ from panther_ws import (
     send_message_to_websocket,
     status,
 )
-from panther_ws.brokers import MemoryBroker
+from panther_ws.brokers import BrokerError, MemoryBroker
 from panther_ws_testing import WebsocketClosed, WebsocketRejected, WebsocketTestClient
 
 pytestmark = pytest.mark.anyio
@@ -372,3 +372,12 @@ async def test_a_rejection_reason_quoting_a_long_path_fits_a_close_frame(wire: b
     assert reason.startswith("no route for '/ws/éé")
     assert reason.endswith("...")
     assert len(reason.encode("utf-8")) <= 123
+
+
+async def test_a_send_to_a_worker_that_is_gone_raises_instead_of_vanishing() -> None:
+    broker = MemoryBroker()
+    sender, stopped = App(URLS, broker=broker), App(URLS, broker=broker)
+    async with WebsocketTestClient(sender):
+        gone = stopped.worker_id + "0" * 20  # a worker that never attached, or stopped
+        with pytest.raises(BrokerError, match="not delivered"):
+            await sender.send_message_to_websocket(gone, "hello?")
