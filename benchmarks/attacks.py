@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import statistics
 import struct
-import subprocess
 import sys
 import time
 import zlib
@@ -37,6 +37,10 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from _processes import server_process
 
 ROOT = Path(__file__).resolve().parents[1]
 SLOW_ACCEPT_SECONDS = 5.0
@@ -90,31 +94,11 @@ async def _websockets_server(port: int) -> None:
 # -- processes and their memory ---------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def server(name: str) -> Iterator[tuple[int, int]]:
     """``(port, pid)`` of a fresh server process."""
-    port = _free_port()
-    process = subprocess.Popen([sys.executable, *SERVERS[name], str(port)], cwd=ROOT)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError(f"{name} did not start") from None
-                time.sleep(0.05)
-        yield port, process.pid
-    finally:
-        process.kill()
-        process.wait(timeout=20)
+    with server_process(SERVERS[name]) as running:
+        yield running
 
 
 def memory_mib(pid: int) -> dict[str, float]:

@@ -16,16 +16,16 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from websockets.asyncio.client import connect
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from _processes import server_process
 
 ROOT = Path(__file__).resolve().parents[1]
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -70,32 +70,6 @@ SERVERS = {
 REQUIRES = {"picows": "picows"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def server(arguments: list[str]) -> Iterator[tuple[int, int]]:
-    port = _free_port()
-    process = subprocess.Popen([sys.executable, *arguments, str(port)], cwd=ROOT)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError(f"{arguments} did not start") from None
-                time.sleep(0.05)
-        yield port, process.pid
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-
-
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
@@ -122,7 +96,7 @@ WORKLOADS = {
 def measure(arguments: list[str]) -> list[tuple[float, float]]:
     """Median round trips/s and server CPU µs per round trip, for each workload."""
     cells = []
-    with server(arguments) as (port, pid):
+    with server_process(arguments) as (port, pid):
         for run, round_trips in WORKLOADS.values():
             rates, cpus = [], []
             for _ in range(3):
