@@ -207,9 +207,32 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _fuzz(argv: list[str]) -> int:
+    # The fuzzer is part of the test harness (a higher layer, and the testing extra): it is
+    # found by name, so a bare install still runs serve and connect.
+    try:
+        fuzz_cli = importlib.import_module("panther_ws_testing._fuzz_cli")
+    except ImportError as exc:
+        print(
+            "error: panther-ws fuzz needs the testing extra "
+            f"(pip install 'panther-ws[testing]'): {exc}",
+            file=sys.stderr,
+        )
+        return 2
+    return int(fuzz_cli.main(argv))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["fuzz"]:
+        return _fuzz(arguments[1:])
     parser = argparse.ArgumentParser(prog="panther-ws", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser(
+        "fuzz",
+        add_help=False,
+        help="fuzz an app's websocket conversations (panther-ws fuzz --help; testing extra)",
+    )
 
     serve_parser = commands.add_parser(
         "serve",
@@ -251,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--insecure", action="store_true", help="wss:// without checking the certificate"
     )
 
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     if args.command == "serve":
         return _serve(args)
     if args.command == "demo":

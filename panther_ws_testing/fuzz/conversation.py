@@ -156,6 +156,25 @@ class Send:
 
 
 @dataclass(frozen=True)
+class Ping:
+    """A ping between messages (wire mode): the core must answer it, the app sees nothing."""
+
+    client: Client
+    payload: bytes
+
+    async def play(self, conversation: Conversation) -> bool:
+        session = self.client.session
+        if session is None or not self.client.is_open:
+            return False
+        conversation.script.step(f"await {self.client.name}.ping({self.payload!r})")
+        try:
+            await session.ping(self.payload)
+        except WebsocketClosed:
+            await conversation.app_closed(self.client)
+        return True
+
+
+@dataclass(frozen=True)
 class Receive:
     """Wait for the answer an endpoint that replies owes, else take what has arrived."""
 

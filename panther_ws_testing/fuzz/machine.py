@@ -1,7 +1,7 @@
 """The Hypothesis state machine that plans conversations, and how a run is driven.
 
-Rules only *plan*: each appends a step (open, send, receive, close, drop, a user rule) and
-the whole conversation is played at teardown, in one task of one event loop, by
+Rules only *plan*: each appends a step (open, send, receive, ping, close, drop, a user rule)
+and the whole conversation is played at teardown, in one task of one event loop, by
 :class:`~panther_ws_testing.fuzz.conversation.Conversation`. So a conversation costs one entry
 into the loop instead of a thread hop per rule, runs exactly as its printed test does, and
 Hypothesis shrinks the plan like any other: fewer steps, simpler messages, codes towards 1000.
@@ -37,6 +37,7 @@ from panther_ws_testing.fuzz.conversation import (
     Hooks,
     Invariant,
     Open,
+    Ping,
     Receive,
     Send,
     Spec,
@@ -396,7 +397,11 @@ def _planning_rules(spec: Spec) -> dict[str, Any]:
         def split_frames(self: ConversationMachine, fragment_size: int | None) -> None:
             self._fragment_size = fragment_size
 
-        rules["split_frames"] = split_frames
+        @stateful.rule(client=clients, payload=st.binary(max_size=125))
+        def ping(self: ConversationMachine, client: Client, payload: bytes) -> None:
+            self._steps.append(Ping(client, payload))
+
+        rules["split_frames"], rules["ping"] = split_frames, ping
     else:
 
         @stateful.rule(client=consumes(clients))
