@@ -1,4 +1,4 @@
-"""The command line: ``panther-ws serve module:app``, ``demo`` and ``connect URL``."""
+"""The command line: ``panther-ws serve module:app``, ``demo``, ``connect URL``, plugins."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import ssl
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 import anyio
@@ -207,32 +208,35 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _fuzz(argv: list[str]) -> int:
-    # The fuzzer is part of the test harness (a higher layer, and the testing extra): it is
-    # found by name, so a bare install still runs serve and connect.
+# Commands that other packages add (the test harness adds ``fuzz``): entry points in this
+# group, each ``main(argv) -> int``. So the command line knows no higher layer, and a bare
+# install without the testing extra still runs serve and connect.
+PLUGIN_COMMANDS = "panther_ws.commands"
+
+
+def _plugin_commands() -> dict[str, EntryPoint]:
+    return {entry.name: entry for entry in entry_points(group=PLUGIN_COMMANDS)}
+
+
+def _run_plugin(entry: EntryPoint, argv: list[str]) -> int:
     try:
-        fuzz_cli = importlib.import_module("panther_ws_testing._fuzz_cli")
+        command = entry.load()
     except ImportError as exc:
-        print(
-            "error: panther-ws fuzz needs the testing extra "
-            f"(pip install 'panther-ws[testing]'): {exc}",
-            file=sys.stderr,
-        )
+        print(f"error: panther-ws {entry.name} cannot start: {exc}", file=sys.stderr)
+        print("(it needs the testing extra: pip install 'panther-ws[testing]')", file=sys.stderr)
         return 2
-    return int(fuzz_cli.main(argv))
+    return int(command(argv))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
-    if arguments[:1] == ["fuzz"]:
-        return _fuzz(arguments[1:])
+    plugins = _plugin_commands()
+    if arguments and arguments[0] in plugins:
+        return _run_plugin(plugins[arguments[0]], arguments[1:])
     parser = argparse.ArgumentParser(prog="panther-ws", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser(
-        "fuzz",
-        add_help=False,
-        help="fuzz an app's websocket conversations (panther-ws fuzz --help; testing extra)",
-    )
+    for name in plugins:
+        commands.add_parser(name, add_help=False, help=f"see panther-ws {name} --help")
 
     serve_parser = commands.add_parser(
         "serve",
