@@ -26,6 +26,11 @@ class LifespanRunner:
 
     An app that returns without answering does not support lifespan: that is fine, as in
     uvicorn. ``state`` is the lifespan state shared with every connection scope.
+
+    ``startup(task_group)`` runs the lifespan as a task of ``task_group``. An embedder that
+    runs app tasks its own way (the test client, which bounds how long an app may ignore its
+    cancellation) starts :meth:`run` itself, calls ``startup()`` without a task group, and
+    hands what escaped ``run()`` (``KeyboardInterrupt``, ...) to :meth:`fail`.
     """
 
     def __init__(self, app: ASGIApp, *, timeout: float | None = 10.0) -> None:
@@ -40,8 +45,9 @@ class LifespanRunner:
         self._done = anyio.Event()
         self._error: BaseException | None = None
 
-    async def startup(self, task_group: anyio.abc.TaskGroup) -> None:
-        task_group.start_soon(self._run)
+    async def startup(self, task_group: anyio.abc.TaskGroup | None = None) -> None:
+        if task_group is not None:
+            task_group.start_soon(self.run)
         await self._step("startup")
         self.supported = not self._done.is_set()
 
@@ -49,7 +55,8 @@ class LifespanRunner:
         if self.supported:
             await self._step("shutdown")
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """The lifespan task: the app's lifespan scope, its exceptions kept for the caller."""
         scope = {
             "type": "lifespan",
             "asgi": {"version": "3.0", "spec_version": "2.4"},
@@ -62,6 +69,12 @@ class LifespanRunner:
         finally:
             self._done.set()
             self._replied.set()
+
+    def fail(self, error: BaseException) -> None:
+        """The lifespan task ended with ``error`` outside ``run()``: the next step raises it."""
+        self._error = error
+        self._done.set()
+        self._replied.set()
 
     async def _receive(self) -> dict[str, Any]:
         while not self._inbox:

@@ -14,13 +14,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from panther_ws.protocol import ClientConnection, ConnectionState, ServerConnection
+from panther_ws.protocol import ClientConnection, ConnectionState, ProtocolError, ServerConnection
 from panther_ws.protocol.asgi import (
     ASGIAppMessageValidator,
     ASGIConnectionBridge,
     ClientDisconnected,
 )
-from panther_ws.protocol.events import Accepted, Closed, Event, Message, Rejected, Request
+from panther_ws.protocol.connection import MAX_CONTROL_PAYLOAD
+from panther_ws.protocol.events import (
+    Accepted,
+    Closed,
+    Event,
+    Message,
+    Pong,
+    Rejected,
+    Request,
+)
 from panther_ws_testing._mailbox import Mailbox
 from panther_ws_testing._transcript import Transcript
 
@@ -78,6 +87,18 @@ class DirectLink:
     def client_send(self, data: str | bytes) -> None:
         key = "text" if isinstance(data, str) else "bytes"
         self._to_app({"type": "websocket.receive", key: data})
+
+    def client_ping(self, payload: bytes) -> bool:
+        """ASGI has no ping: a server answers it without the app, so there is nothing to do.
+
+        The payload is checked as on the wire, so a test behaves the same in both modes.
+        """
+        if len(payload) > MAX_CONTROL_PAYLOAD:
+            raise ProtocolError(
+                f"ping() payload is {len(payload)} bytes; a control frame holds at most "
+                f"{MAX_CONTROL_PAYLOAD}"
+            )
+        return not self.client_closed
 
     def client_close(self, code: int, reason: str) -> None:
         self.client_closed = True
@@ -159,6 +180,7 @@ class WireLink:
         self._scope_extras = scope_extras
         self.bridge: ASGIConnectionBridge | None = None
         self._pending_close: tuple[int, str] | None = None
+        self._pongs: list[bytes] = []
         self.client_closed = False
 
     def connect(self) -> dict[str, Any]:
@@ -177,6 +199,15 @@ class WireLink:
     def client_send(self, data: str | bytes) -> None:
         self._client.send(data, fragment_size=self._fragment_size)
         self._client_to_server()
+
+    def client_ping(self, payload: bytes) -> bool:
+        """Ping through both cores; True if the pong came back (a server core answers at once)."""
+        if self.client_closed or self._client.state is not ConnectionState.OPEN:
+            return False
+        self._client.ping(payload)
+        self._client_to_server()
+        pongs, self._pongs = self._pongs, []
+        return payload in pongs
 
     def client_close(self, code: int, reason: str) -> None:
         self.client_closed = True
@@ -215,7 +246,9 @@ class WireLink:
             elif isinstance(event, Message | Accepted) or (
                 isinstance(event, Closed) and not self.client_closed
             ):
-                self._to_client(event)  # pings and pongs are the core's business
+                self._to_client(event)
+            elif isinstance(event, Pong):
+                self._pongs.append(event.payload)  # the core answered the server's pings
         self._client_to_server()
 
     def _deliver_server_events(self) -> None:

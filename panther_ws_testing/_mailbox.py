@@ -10,7 +10,7 @@ from collections import deque
 from typing import Any
 
 from panther_ws._primitives import Event, Primitives
-from panther_ws.protocol.events import Message
+from panther_ws.protocol.events import Closed, Message
 
 
 class Mailbox:
@@ -86,6 +86,11 @@ class Inbox(Mailbox):
             if self._room_waiter is not None and self.unread <= self.limit:
                 self.make_room()
         return item
+
+    def pending_close(self) -> Closed | None:
+        """The close behind the unread messages, if the connection closed (it comes last)."""
+        last = self._items[-1] if self._items else None
+        return last if isinstance(last, Closed) else None
 
     def full(self) -> bool:
         return self.unread > self.limit

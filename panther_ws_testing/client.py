@@ -4,20 +4,24 @@ The client plays the ASGI server: it runs the app's lifespan, opens sessions, an
 towards the app as uvicorn would (a ``websocket.disconnect`` after the app closes or
 rejects, ``ClientDisconnected`` for a send after the client left, a send that waits while
 the test has a socket buffer's worth unread). The session plays the client, with the same
-surface as the network client (:class:`WebsocketSession`).
+surface as the network client (:class:`WebsocketSession`). Plain HTTP goes to the same app
+through ``httpx.ASGITransport``, with one cookie jar for HTTP and websockets, as a browser
+(and Starlette's TestClient) has.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+import warnings
+from collections.abc import Awaitable, Callable, Generator, Mapping, MutableMapping, Sequence
+from http.cookiejar import CookieJar
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import anyio
-import anyio.abc
+import httpx
 import orjson
 
 from panther_ws._primitives import Primitives
@@ -47,6 +51,9 @@ ASGIApp = Callable[
     Awaitable[None],
 ]
 HeadersArg = Mapping[str, str] | Sequence[tuple[str | bytes, str | bytes]] | None
+CookiesArg = httpx.Cookies | CookieJar | dict[str, str] | list[tuple[str, str]] | None
+
+BASE_URL = "http://testserver"
 
 _client_ports = itertools.count(50000)
 
@@ -97,6 +104,9 @@ class WebsocketTestSession(TypedReceiveMixin):
         if query_params:
             query_string = "&".join(part for part in (query, urlencode(query_params)) if part)
         header_pairs = _normalize_headers(headers)
+        cookie = client._cookie_header(path)
+        if cookie is not None and all(name != b"cookie" for name, _ in header_pairs):
+            header_pairs.append((b"cookie", cookie))
         raw_path = quote(path_only, safe="/%:@!$&'()*+,;=-._~")
         target = raw_path + (f"?{query_string}" if query_string else "")
         client_addr = ("127.0.0.1", next(_client_ports))
@@ -302,17 +312,37 @@ class WebsocketTestSession(TypedReceiveMixin):
         self._raise_app_error()
         raise WebsocketClosed(event.code, event.reason)
 
-    async def receive_nothing(self, *, timeout: float = 0.1) -> None:
-        """Wait ``timeout`` seconds and fail if a message arrives (a close is not one)."""
-        with anyio.move_on_after(timeout):
-            while not self._inbox and not self._app_done:
-                await self._inbox.wait()
+    async def ping(self, payload: bytes = b"", *, timeout: float | None = None) -> None:
+        """Send a ping; returns once its pong arrived, as the network client's does.
+
+        Wire mode sends a real ping frame through both cores and returns when the server
+        core's pong reached the client core (in memory, within this call: ``timeout`` is
+        there for the network client's signature). Direct mode has no frames, and ASGI no
+        ping: a server answers pings itself, so it checks that the connection is open (the
+        payload too) and returns. The app sees nothing in either mode, as under uvicorn.
+        Raises ``WebsocketClosed`` if the connection is closed, as no pong can come then.
+        """
         self._raise_app_error()
-        if self._inbox and isinstance(self._inbox.peek(), Message):
-            data = self._inbox.pop().data
-            raise AssertionError(
-                f"expected no message on {self._path!r} within {timeout} s, received {data[:60]!r}"
-            )
+        if not isinstance(payload, bytes | bytearray | memoryview):
+            raise TypeError(f"ping() takes bytes, got {type(payload).__name__}: {payload!r:.60}")
+        await self._checkpoint()  # the round trip: what the app does meanwhile comes first
+        self._raise_app_error()
+        closed = self._closed_error()
+        if closed is None and not self._link.client_ping(bytes(payload)):
+            closed = self._closed_error() or WebsocketClosed(1006)
+        if closed is not None:
+            raise closed
+
+    def _closed_error(self) -> WebsocketClosed | None:
+        """Why the connection is closed (also a close the test has not read yet), or None."""
+        closed = self._closed_event or self._inbox.pending_close()
+        if closed is not None:
+            return WebsocketClosed(closed.code, closed.reason)
+        if self._link.client_closed:
+            return WebsocketClosed(self.close_code or 1000, self.close_reason or "")
+        if self._app_done:
+            return WebsocketClosed(1006)  # the app returned without closing: the socket drops
+        return None
 
     async def wait_closed(self, *, timeout: float | None = None) -> tuple[int, str]:
         """Wait for the app to close the connection; returns its ``(code, reason)``."""
@@ -325,6 +355,7 @@ class WebsocketTestSession(TypedReceiveMixin):
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close from the client side; returns once the app has finished handling it."""
+        self._client._unclosed.pop(self, None)
         if self._closed_event is None and not self._link.client_closed:
             self._link.client_close(code, reason)
             self._record_close(Closed(code, reason))
@@ -353,7 +384,8 @@ class WebsocketTestClient:
     ``timeout`` bounds every wait (None: unbounded); ``wire=True`` sends everything as real
     frames through the core (``fragment_size`` splits client messages into small frames;
     ``permessage_deflate=True`` negotiates compression, off by default as it costs more than
-    it tests).
+    it tests). ``cookies`` starts the jar that HTTP responses update and websocket connects
+    send.
     """
 
     def __init__(
@@ -367,6 +399,7 @@ class WebsocketTestClient:
         max_message_size: int = 16 * DEFAULT_MAX_MESSAGE_SIZE,
         permessage_deflate: bool = False,
         lifespan: bool = True,
+        cookies: CookiesArg = None,
     ) -> None:
         self.app: ASGIApp = app
         self.raise_app_exceptions = raise_app_exceptions
@@ -376,28 +409,58 @@ class WebsocketTestClient:
         self.max_message_size = max_message_size
         self.permessage_deflate = permessage_deflate
         self._lifespan = LifespanRunner(app, timeout=timeout) if lifespan else None
-        self._task_group: anyio.abc.TaskGroup | None = None
+        self._lifespan_task: AppTask | None = None
+        self._lifespan_tasks: AppTasks | None = None
         self._apps: AppTasks | None = None
         self._primitives: Primitives | None = None
+        self._cookies = httpx.Cookies(cookies)
+        self._http: httpx.AsyncClient | None = None  # made at the first request: it costs
+        # Sessions opened with ``await client.connect()``, in order, until they are closed.
+        self._unclosed: dict[WebsocketTestSession, None] = {}
 
     @property
     def lifespan_state(self) -> dict[str, Any]:
         """The lifespan ``state`` the app filled in; each connection's scope gets a copy."""
         return self._lifespan.state if self._lifespan is not None else {}
 
+    @property
+    def cookies(self) -> httpx.Cookies:
+        """The cookie jar: HTTP responses update it, requests and websocket connects send it."""
+        return self._cookies
+
+    @cookies.setter
+    def cookies(self, cookies: CookiesArg) -> None:
+        self._cookies = httpx.Cookies(cookies)
+        if self._http is not None:
+            self._http.cookies = self._cookies.jar  # a jar is shared, not copied
+
     async def __aenter__(self) -> WebsocketTestClient:
         self._primitives = Primitives()
-        self._task_group = anyio.create_task_group()
-        await self._task_group.__aenter__()
         if self._lifespan is not None:
+            # The lifespan runs as the apps do, so one that ignores its cancellation is
+            # abandoned too, and a KeyboardInterrupt in it fails only the test.
+            tasks = AppTasks(self._primitives, self.timeout)
+            self._lifespan_tasks = await tasks.__aenter__()
+            self._lifespan_task = tasks.start(self._run_lifespan(), name="app's lifespan")
             try:
-                await self._lifespan.startup(self._task_group)
+                await self._lifespan.startup()
             except BaseException:
-                self._task_group.cancel_scope.cancel()
-                await self._task_group.__aexit__(None, None, None)
+                self._lifespan_tasks = None
+                await tasks.__aexit__(None, None, None)
                 raise
         self._apps = await AppTasks(self._primitives, self.timeout).__aenter__()
         return self
+
+    async def _run_lifespan(self) -> None:
+        assert self._lifespan is not None
+        assert self._lifespan_task is not None
+        try:
+            await self._lifespan.run()
+        except BaseException as exc:
+            error = self._lifespan_task.reported(exc, "lifespan")
+            if error is None:
+                raise  # the client cancelled or abandoned it
+            self._lifespan.fail(error)
 
     async def __aexit__(
         self,
@@ -405,16 +468,38 @@ class WebsocketTestClient:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        assert self._task_group is not None
         assert self._apps is not None
         apps, self._apps = self._apps, None
         try:
-            await apps.__aexit__(None, None, None)  # as a server: connections end first
+            try:
+                await self._close_unclosed()
+            finally:
+                await apps.__aexit__(None, None, None)  # as a server: connections end first
             if self._lifespan is not None and exc is None:
                 await self._lifespan.shutdown()
         finally:
-            self._task_group.cancel_scope.cancel()
-            await self._task_group.__aexit__(None, None, None)
+            if self._http is not None:
+                await self._http.aclose()
+                self._http = None
+            if self._lifespan_tasks is not None:
+                tasks, self._lifespan_tasks = self._lifespan_tasks, None
+                await tasks.__aexit__(None, None, None)
+
+    async def _close_unclosed(self) -> None:
+        """Close the sessions opened with ``await connect()`` that the test left open."""
+        while self._unclosed:
+            session = next(iter(self._unclosed))
+            warnings.warn(
+                f"the websocket to {session._path!r} was opened with 'await client.connect()' "
+                "and never closed; the client closed it (1001) on exit. Call 'await "
+                "ws.close()', or use 'async with client.connect(...) as ws:'",
+                ResourceWarning,
+                stacklevel=3,
+            )
+            try:
+                await session.close(1001)
+            finally:
+                session._cancel_app()
 
     # -- sessions ------------------------------------------------------------------------
 
@@ -428,7 +513,10 @@ class WebsocketTestClient:
         """Open a websocket to ``path``: ``async with client.connect(path) as ws:``.
 
         Entering raises :class:`WebsocketRejected` if the app refuses; leaving closes the
-        session (1000) and returns once the app has handled the disconnect.
+        session (1000) and returns once the app has handled the disconnect. ``ws = await
+        client.connect(path)`` opens it too; then ``await ws.close()`` is the test's job
+        (the client closes what is left open on exit, with a ``ResourceWarning``).
+        The jar's cookies for ``path`` go in a ``cookie`` header, unless ``headers`` has one.
         """
         if self._apps is None:
             raise RuntimeError("use 'async with WebsocketTestClient(app) as client:' first")
@@ -437,9 +525,69 @@ class WebsocketTestClient:
         )
         return _Connecting(session, self._apps)
 
+    def _cookie_header(self, path: str) -> bytes | None:
+        if not self._cookies.jar:
+            return None
+        request = httpx.Request("GET", BASE_URL + path)
+        self._cookies.set_cookie_header(request)
+        cookie = request.headers.get("cookie")
+        return cookie.encode("latin-1") if cookie is not None else None
+
+    # -- plain HTTP ----------------------------------------------------------------------
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """An HTTP request to the app, as ``httpx.AsyncClient.request`` takes it.
+
+        It goes through ``httpx.ASGITransport`` to the same app, with the lifespan state in
+        ``scope["state"]``, on ``http://testserver``; the response's cookies go in the jar.
+        """
+        if self._apps is None:
+            raise RuntimeError("use 'async with WebsocketTestClient(app) as client:' first")
+        if self._http is None:
+            transport = httpx.ASGITransport(
+                app=self._http_app,
+                raise_app_exceptions=self.raise_app_exceptions,
+                client=("127.0.0.1", next(_client_ports)),
+            )
+            self._http = httpx.AsyncClient(
+                transport=transport,
+                base_url=BASE_URL,
+                cookies=self._cookies.jar,
+            )
+        # httpx's timeouts are the network's: the ASGI transport waits for the app as long
+        # as it takes, so the client's own timeout bounds the request.
+        with anyio.move_on_after(self.timeout if self.timeout is not None else math.inf):
+            return await self._http.request(method, path, **kwargs)
+        raise TimeoutError(f"the app did not answer {method} {path} within {self.timeout} s")
+
+    async def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("GET", path, **kwargs)
+
+    async def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("POST", path, **kwargs)
+
+    async def put(self, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("PUT", path, **kwargs)
+
+    async def patch(self, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("PATCH", path, **kwargs)
+
+    async def delete(self, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("DELETE", path, **kwargs)
+
+    async def _http_app(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[ASGIMessage]],
+        send: Callable[[ASGIMessage], Awaitable[None]],
+    ) -> None:
+        # httpx's transport has no lifespan: the state is the client's, as for websockets.
+        scope["state"] = dict(self.lifespan_state)
+        await self.app(scope, receive, send)
+
 
 class _Connecting:
-    """What ``connect()`` returns: opens the session on entry, closes it on exit.
+    """What ``connect()`` returns: ``async with`` opens and closes; ``await`` only opens.
 
     The app runs as one of the client's :class:`AppTasks` and never raises there (its
     errors are kept and raised in the test, with their own type): no task group per
@@ -452,6 +600,14 @@ class _Connecting:
     def __init__(self, session: WebsocketTestSession, apps: AppTasks) -> None:
         self._session = session
         self._apps = apps
+
+    def __await__(self) -> Generator[Any, None, WebsocketTestSession]:
+        return self._open_unmanaged().__await__()
+
+    async def _open_unmanaged(self) -> WebsocketTestSession:
+        session = await self.__aenter__()
+        session._client._unclosed[session] = None
+        return session
 
     async def __aenter__(self) -> WebsocketTestSession:
         try:

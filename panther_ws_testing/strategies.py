@@ -50,7 +50,11 @@ def messages(*, max_size: int = 1000) -> st.SearchStrategy[str | bytes]:
 
 
 def json_messages(*, max_leaves: int = 20) -> st.SearchStrategy[Any]:
-    """A JSON-able value (what ``send()`` serializes), e.g. ``{'a': [1, None, 'x']}``."""
+    """A JSON-able value for ``send_json()``, e.g. ``{'a': [1, None, 'x']}`` or ``''``.
+
+    ``send_json()`` serializes every value, a ``str`` too; ``send()`` sends a ``str`` as
+    plain text, so ``''`` through ``send()`` would not arrive as JSON.
+    """
     scalars = st.one_of(
         st.none(),
         st.booleans(),
@@ -125,7 +129,8 @@ def frames(
     """Raw client frames of one message: masked, maybe fragmented, with pings interleaved.
 
     With ``invalid=True`` one defect from :data:`DEFECTS` is introduced, so the bytes must
-    make a server fail the connection (1002, or 1007 for invalid UTF-8).
+    make a server fail the connection (1002, or 1007 for invalid UTF-8): a server without
+    permessage-deflate, as with it an RSV1 bit is no defect.
     """
     defect = draw(st.sampled_from(DEFECTS)) if invalid else None
     message = draw(messages(max_size=max_message_size))

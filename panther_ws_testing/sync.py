@@ -9,11 +9,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
+import httpx
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from panther_ws_testing.client import HeadersArg, WebsocketTestClient, WebsocketTestSession
+from panther_ws_testing.client import (
+    CookiesArg,
+    HeadersArg,
+    WebsocketTestClient,
+    WebsocketTestSession,
+)
 
 
 class SyncWebsocketTestSession:
@@ -29,6 +35,18 @@ class SyncWebsocketTestSession:
 
     def send(self, data: Any) -> None:
         self._portal.call(self._session.send, data)
+
+    def send_text(self, data: str) -> None:
+        self._portal.call(self._session.send_text, data)
+
+    def send_bytes(self, data: bytes) -> None:
+        self._portal.call(self._session.send_bytes, data)
+
+    def send_json(self, data: Any, mode: Literal["text", "binary"] = "text") -> None:
+        self._portal.call(self._session.send_json, data, mode)
+
+    def ping(self, payload: bytes = b"", *, timeout: float | None = None) -> None:
+        self._portal.call(lambda: self._session.ping(payload, timeout=timeout))
 
     def receive(self, *, timeout: float | None = None) -> str | bytes:
         return self._portal.call(lambda: self._session.receive(timeout=timeout))
@@ -95,6 +113,36 @@ class SyncWebsocketTestClient:
             self._client_cm.__exit__(exc_type, exc, traceback)
         finally:
             self._portal_cm.__exit__(None, None, None)
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        """The cookie jar HTTP responses update and websocket connects send."""
+        return self._client.cookies
+
+    @cookies.setter
+    def cookies(self, cookies: CookiesArg) -> None:
+        self._client.cookies = cookies
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """An HTTP request to the app, as :meth:`WebsocketTestClient.request` makes it."""
+        if self._portal is None:
+            raise RuntimeError("use 'with SyncWebsocketTestClient(app) as client:' first")
+        return self._portal.call(lambda: self._client.request(method, path, **kwargs))
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("PUT", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("DELETE", path, **kwargs)
 
     @contextmanager
     def connect(

@@ -70,3 +70,40 @@ async def echo_app(scope: Scope, receive: Any, send: Any) -> None:
             await send({"type": "websocket.close", "code": 1005})
         payload = {k: v for k, v in message.items() if k in ("text", "bytes") and v is not None}
         await send({"type": "websocket.send", **payload})
+
+
+async def http_and_ws_app(scope: Scope, receive: Any, send: Any) -> None:
+    """HTTP beside websockets: POST /login sets a cookie, /whoami (either kind) reads it."""
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] == "lifespan.startup":
+            scope["state"]["greeting"] = "hello from lifespan"
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    cookie = dict(scope["headers"]).get(b"cookie", b"").decode()
+    if scope["type"] == "websocket":
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "text": cookie})
+        await send({"type": "websocket.close", "code": 1000})
+        return
+    headers = [(b"content-type", b"text/plain")]
+    if scope["path"] == "/login":
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers.append((b"set-cookie", b"session=" + body + b"; Path=/"))
+        answer = b"welcome"
+    elif scope["path"] == "/whoami":
+        answer = cookie.encode()
+    elif scope["path"] == "/state":
+        answer = scope["state"]["greeting"].encode()
+    else:
+        await send({"type": "http.response.start", "status": 404, "headers": headers})
+        await send({"type": "http.response.body", "body": b"not found"})
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": answer})

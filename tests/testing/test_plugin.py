@@ -62,7 +62,9 @@ def test_ws_client_without_an_app_says_how_to_give_one(pytester: pytest.Pytester
     result.stdout.fnmatch_lines(["*define a 'ws_app' fixture*"])
 
 
-def test_redis_url_is_a_live_server(pytester: pytest.Pytester, request: pytest.FixtureRequest) -> None:
+def test_redis_url_is_a_live_server(
+    pytester: pytest.Pytester, request: pytest.FixtureRequest
+) -> None:
     new_redis_server(request.config).close()  # skips without a binary, as redis_url does
     pytester.makepyfile(
         test_redis="""

@@ -93,6 +93,17 @@ def test_sync_client_receive_nothing() -> None:
             ws.receive_nothing(timeout=0.5)
 
 
+@pytest.mark.parametrize("wire", [False, True], ids=["direct", "wire"])
+def test_sync_client_typed_sends_and_ping(wire: bool) -> None:
+    with SyncWebsocketTestClient(echo_app, wire=wire) as client, client.connect("/e") as ws:
+        ws.send_text("a")
+        ws.send_bytes(b"b")
+        ws.send_json("")
+        ws.send_json([1], mode="binary")
+        ws.ping(b"x")
+        assert [ws.receive() for _ in range(4)] == ["a", b"b", '""', b"[1]"]
+
+
 def test_panther_drop_in_abandons_an_app_that_swallows_its_cancellation() -> None:
     async def swallowing(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await receive()
