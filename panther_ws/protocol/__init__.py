@@ -1,5 +1,6 @@
 """The sans-IO WebSocket core: bytes in, events out; calls in, bytes out. No I/O, no loop."""
 
+from panther_ws.protocol._headers import HeadersInput, normalize_headers
 from panther_ws.protocol.client import ClientConnection
 from panther_ws.protocol.connection import DEFAULT_MAX_MESSAGE_SIZE, Connection, ConnectionState
 from panther_ws.protocol.events import (
@@ -23,6 +24,7 @@ __all__ = [
     "Connection",
     "ConnectionState",
     "Event",
+    "HeadersInput",
     "Message",
     "Ping",
     "Pong",
@@ -30,4 +32,5 @@ __all__ = [
     "Rejected",
     "Request",
     "ServerConnection",
+    "normalize_headers",
 ]

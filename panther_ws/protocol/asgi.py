@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
+from panther_ws.protocol._headers import HeadersInput
 from panther_ws.protocol.connection import MAX_CLOSE_REASON_BYTES, ConnectionState
 from panther_ws.protocol.events import Closed, Event, Message, Request
 from panther_ws.protocol.server import ServerConnection
@@ -241,7 +242,7 @@ class ASGIConnectionBridge:
         )
         self._validator = ASGIAppMessageValidator(denial_response=True)
         self._denial_status = 403
-        self._denial_headers: list[tuple[bytes, bytes]] = []
+        self._denial_headers: HeadersInput = ()
         self._denial_body = bytearray()
 
     @property
@@ -273,7 +274,7 @@ class ASGIConnectionBridge:
                 raise ClientDisconnected("the client went away before the app accepted")
             connection.accept(
                 subprotocol=message.get("subprotocol"),
-                headers=[(bytes(k), bytes(v)) for k, v in (message.get("headers") or ())],
+                headers=message.get("headers") or (),
             )
         elif message_type == "websocket.send":
             if connection.state is not ConnectionState.OPEN:
@@ -290,7 +291,7 @@ class ASGIConnectionBridge:
                 connection.close(message.get("code") or 1000, message.get("reason") or "")
         elif message_type == "websocket.http.response.start":
             self._denial_status = message["status"]
-            self._denial_headers = [(bytes(k), bytes(v)) for k, v in message.get("headers") or ()]
+            self._denial_headers = message.get("headers") or ()
         else:  # websocket.http.response.body
             self._denial_body += message.get("body", b"")
             if (

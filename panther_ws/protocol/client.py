@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from wsproto.connection import ConnectionType
 from wsproto.events import AcceptConnection, RejectConnection, RejectData
 from wsproto.events import Request as _WsprotoRequest
-from wsproto.extensions import Extension, PerMessageDeflate
-from wsproto.handshake import H11Handshake
+from wsproto.extensions import Extension
 from wsproto.utilities import RemoteProtocolError
 
+from panther_ws.protocol._deflate import BoundedDeflate
+from panther_ws.protocol._handshake import ClientHandshake
+from panther_ws.protocol._headers import HeadersInput, normalize_headers
 from panther_ws.protocol.connection import DEFAULT_MAX_MESSAGE_SIZE, Connection, ConnectionState
 from panther_ws.protocol.events import Accepted, Headers, Rejected
 from panther_ws.protocol.exceptions import ProtocolError
@@ -28,23 +29,26 @@ class ClientConnection(Connection):
         host: str,
         path: str,
         *,
-        headers: tuple[tuple[bytes, bytes], ...] | list[tuple[bytes, bytes]] = (),
+        headers: HeadersInput = (),
         subprotocols: tuple[str, ...] | list[str] = (),
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         permessage_deflate: bool = True,
     ) -> None:
         super().__init__(max_message_size=max_message_size)
-        self._handshake = H11Handshake(ConnectionType.CLIENT)
+        self._handshake = ClientHandshake()
         self._rejection: tuple[int, Headers] | None = None
         self._rejection_body = bytearray()
-        extensions: list[Extension] = [PerMessageDeflate()] if permessage_deflate else []
+        extensions: list[Extension] = (
+            [BoundedDeflate(max_message_size)] if permessage_deflate else []
+        )
+        extra_headers = normalize_headers(headers, call="ClientConnection()")
         try:
             self._outgoing.append(
                 self._handshake.send(
                     _WsprotoRequest(
                         host=host,
                         target=path or "/",
-                        extra_headers=[(bytes(name), bytes(value)) for name, value in headers],
+                        extra_headers=extra_headers,
                         subprotocols=list(subprotocols),
                         extensions=extensions,
                     )

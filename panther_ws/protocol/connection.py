@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import cast
 
 from wsproto.connection import Connection as _FrameConnection
@@ -49,7 +49,7 @@ class Connection:
         self.close_reason: str | None = None
         self._frames: FrameProtocol | None = None
         self._outgoing: list[bytes | bytearray] = []
-        self._frame_iterator: Iterator[Frame] | None = None
+        self._frame_iterator: Generator[Frame, None, None] | None = None
         self._events: deque[Event] = deque()
         self._fragments: list[str | bytes] = []
         self._fragments_size = 0
@@ -285,10 +285,25 @@ class Connection:
         self._record_close(int(code), reason)
         self.state = ConnectionState.CLOSED
         self._fragments, self._fragments_size = [], 0
+        self._stop_parsing()
         if not self._closed_reported:
             self._closed_reported = True
             assert self.close_code is not None
             self._events.append(Closed(self.close_code, self.close_reason or ""))
+
+    def _stop_parsing(self) -> None:
+        """Close wsproto's frame generators, so what they hold is freed now.
+
+        Its ``FrameProtocol`` keeps a generator that refers back to it, a reference cycle, and
+        both generators hold the last frame parsed (on a failure, the payload that failed):
+        left suspended, all of it stays until the cyclic GC runs, which a flood of failing
+        connections can outpace. Nothing is parsed after the connection ends.
+        """
+        iterator, self._frame_iterator = self._frame_iterator, None
+        if iterator is not None:
+            iterator.close()
+        if self._frames is not None:
+            self._frames._parse_more.close()
 
 
 def _truncate_reason(reason: str) -> str:

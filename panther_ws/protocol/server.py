@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import NoReturn
 
-from wsproto.connection import ConnectionType
 from wsproto.events import AcceptConnection, RejectConnection, RejectData
 from wsproto.events import Request as _WsprotoRequest
 from wsproto.extensions import Extension, PerMessageDeflate
-from wsproto.handshake import H11Handshake
 from wsproto.utilities import RemoteProtocolError
 
+from panther_ws.protocol._deflate import BoundedDeflate
+from panther_ws.protocol._handshake import ServerHandshake
+from panther_ws.protocol._headers import HeadersInput, normalize_headers
 from panther_ws.protocol.connection import DEFAULT_MAX_MESSAGE_SIZE, Connection, ConnectionState
 from panther_ws.protocol.events import Headers, Request
 from panther_ws.protocol.exceptions import ProtocolError
 
-HeaderPairs = tuple[tuple[bytes, bytes], ...] | list[tuple[bytes, bytes]]
+# Where h11 ends a request head (its own pattern): the blank line, with or without CR.
+_END_OF_HEAD = re.compile(rb"\n\r?\n")
 
 _BAD_REQUEST = (
     b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\n"
@@ -40,8 +43,9 @@ class ServerConnection(Connection):
 
     Feed it the bytes of the client's upgrade request; a :class:`Request` event appears once
     the request is complete and valid, then call :meth:`accept` or :meth:`reject`. An invalid
-    request raises :class:`ProtocolError` with an HTTP 400 (or 426 for a wrong
-    ``Sec-WebSocket-Version``) already queued in :meth:`data_to_send`.
+    request raises :class:`ProtocolError` with an HTTP 400 already queued in
+    :meth:`data_to_send` (426 for a plain HTTP request or a wrong ``Sec-WebSocket-Version``,
+    431 for a head over ``max_request_size``, 505 for HTTP/1.0).
     """
 
     def __init__(
@@ -55,13 +59,20 @@ class ServerConnection(Connection):
         self.permessage_deflate = permessage_deflate
         # h11 bounds only an *incomplete* head; a huge head in one read needs our own cap.
         self.max_request_size = max_request_size
-        self._request_bytes = 0
-        self._handshake = H11Handshake(ConnectionType.SERVER)
+        self._head_bytes = 0
+        self._head_tail = b""  # the last bytes read, where a blank line may have begun
+        self._handshake = ServerHandshake(max_request_size)
         self._request: _WsprotoRequest | None = None
 
-    def accept(self, subprotocol: str | None = None, headers: HeaderPairs = ()) -> None:
-        """Answer the upgrade with 101; the connection is OPEN."""
+    def accept(self, subprotocol: str | None = None, headers: HeadersInput = ()) -> None:
+        """Answer the upgrade with 101; the connection is OPEN.
+
+        ``headers`` are added to the response: (name, value) pairs of str or bytes, or a
+        mapping. An offer of permessage-deflate with parameters we cannot honour (or cannot
+        parse) is declined: the connection opens without compression, as RFC 7692 asks.
+        """
         request = self._require_request("accept()")
+        extra_headers = normalize_headers(headers, call="accept()")
         if subprotocol is not None and subprotocol not in request.subprotocols:
             raise ProtocolError(
                 f"accept() got subprotocol {subprotocol!r}, which the client did not offer "
@@ -73,17 +84,19 @@ class ServerConnection(Connection):
             if isinstance(offer, str)
         )
         extensions: list[Extension] = (
-            [PerMessageDeflate()] if self.permessage_deflate and offered_deflate else []
+            [BoundedDeflate(self.max_message_size)]
+            if self.permessage_deflate and offered_deflate
+            else []
         )
-        self._outgoing.append(
-            self._handshake.send(
+        try:
+            response = self._handshake.send(
                 AcceptConnection(
-                    subprotocol=subprotocol,
-                    extra_headers=[(bytes(name), bytes(value)) for name, value in headers],
-                    extensions=extensions,
+                    subprotocol=subprotocol, extra_headers=extra_headers, extensions=extensions
                 )
             )
-        )
+        except Exception as exc:  # h11 refuses malformed headers with its own errors
+            raise ProtocolError(f"accept() could not build the response: {exc}") from exc
+        self._outgoing.append(response)
         frames = self._handshake.connection
         assert frames is not None
         # wsproto does not hand the bytes that followed the request to the new frame
@@ -91,12 +104,15 @@ class ServerConnection(Connection):
         trailing, _ = self._handshake._h11_connection.trailing_data
         self._open(frames, bytes(trailing))
 
-    def reject(self, status_code: int = 403, headers: HeaderPairs = (), body: bytes = b"") -> None:
-        """Answer the upgrade with a plain HTTP response; the connection is CLOSED."""
+    def reject(self, status_code: int = 403, headers: HeadersInput = (), body: bytes = b"") -> None:
+        """Answer the upgrade with a plain HTTP response; the connection is CLOSED.
+
+        ``headers`` take the same forms as in :meth:`accept`.
+        """
         self._require_request("reject()")
         if not 100 <= status_code <= 599 or status_code == 101:
             raise ProtocolError(f"reject() got status code {status_code}; use 100-599 except 101")
-        response_headers = [(bytes(name), bytes(value)) for name, value in headers]
+        response_headers = normalize_headers(headers, call="reject()")
         if body and not any(name.lower() == b"content-length" for name, _ in response_headers):
             response_headers.append((b"content-length", str(len(body)).encode()))
         try:
@@ -130,8 +146,8 @@ class ServerConnection(Connection):
             # keeps them as trailing data for accept().
             self._handshake.receive_data(data)
             return
-        self._request_bytes += len(data)
-        if self._request_bytes > self.max_request_size:
+        self._head_bytes += self._head_part_of(data)
+        if self._head_bytes > self.max_request_size:
             self._outgoing.append(_TOO_LARGE)
             self.state = ConnectionState.CLOSED
             raise ProtocolError(
@@ -148,6 +164,23 @@ class ServerConnection(Connection):
         for event in events:
             if isinstance(event, _WsprotoRequest):
                 self._on_request(event)
+
+    def _head_part_of(self, data: bytes) -> int:
+        """How many bytes of ``data`` belong to the request head, up to its blank line.
+
+        Frames a client pipelines after the head, in the same read, are not part of it: they
+        wait in h11's buffer for accept().
+        """
+        tail = self._head_tail
+        # A blank line may span two reads: look at our tail and this read's first bytes.
+        match = _END_OF_HEAD.search(tail + data[:2])
+        if match is not None:
+            return match.end() - len(tail)
+        match = _END_OF_HEAD.search(data)
+        if match is not None:
+            return match.end()
+        self._head_tail = (tail + data[-2:])[-2:]
+        return len(data)
 
     def _on_request(self, request: _WsprotoRequest) -> None:
         headers = dict(request.extra_headers)

@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from wsproto import frame_protocol
 from wsproto.events import AcceptConnection, BytesMessage, Request, TextMessage
-from wsproto.extensions import PerMessageDeflate
+from wsproto.extensions import Extension, PerMessageDeflate
 from wsproto.frame_protocol import FrameDecoder, FrameProtocol
 
 from panther_ws.protocol import (
@@ -52,7 +52,7 @@ def _bare_server_for(client: ClientConnection, deflate: bool) -> wsproto.WSConne
     server = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
     server.receive_data(client.data_to_send())
     assert isinstance(next(server.events()), Request)
-    extensions = [PerMessageDeflate()] if deflate else []
+    extensions: list[Extension] = [PerMessageDeflate()] if deflate else []
     client.receive_data(server.send(AcceptConnection(extensions=extensions)))
     list(client.events())
     return server

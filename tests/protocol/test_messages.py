@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from panther_ws.protocol import Closed, ConnectionState, Message, Ping, Pong, ProtocolError
+from panther_ws.status import is_sendable_close_code
 from tests.protocol.helpers import close_payload, frame, open_pair, pump
 
 SIZES = [0, 125, 126, 65535, 65536, 1 << 20]
@@ -122,12 +123,26 @@ def test_close_between_fragments_is_a_normal_close() -> None:
     assert list(server.events()) == [Closed(1000, "")]
 
 
-@pytest.mark.parametrize("code", [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000])
-def test_invalid_close_codes_received_are_1002(code: int) -> None:
-    _, server = open_pair()
-    server.receive_data(frame(0x8, close_payload(code)))
-    (closed,) = server.events()
-    assert closed == Closed(1002, server.close_reason or "")
+@pytest.mark.parametrize("side", ["server", "client"])
+def test_every_close_code_an_endpoint_may_send_arrives_as_sent(side: str) -> None:
+    sendable = [code for code in range(1 << 16) if is_sendable_close_code(code)]
+    assert {1014, 3000, 4999} <= set(sendable)
+    for code in sendable:
+        client, server = open_pair()
+        sender, receiver = (client, server) if side == "server" else (server, client)
+        sender.close(code, "why")
+        assert pump(sender, receiver) == [Closed(code, "why")]
+        assert pump(receiver, sender) == [Closed(code, "why")]  # echoed
+
+
+@pytest.mark.parametrize("side", ["server", "client"])
+@pytest.mark.parametrize("code", [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535])
+def test_invalid_close_codes_received_are_1002(code: int, side: str) -> None:
+    client, server = open_pair()
+    receiver = server if side == "server" else client
+    receiver.receive_data(frame(0x8, close_payload(code), mask=side == "server"))
+    (closed,) = receiver.events()
+    assert closed == Closed(1002, receiver.close_reason or "")
 
 
 def test_invalid_utf8_close_reason_is_1007() -> None:
