@@ -82,6 +82,9 @@ class ClientSession(TypedReceiveMixin):
         self._closing = False
         self._moved = anyio.Event()
         self._reads_on_demand = True  # until a background reader takes over
+        # Frames that came with the 101 wait in the core, parsed by the first read: so a
+        # message before a protocol error is answered first, as every later one is.
+        self._parse_pending = True
 
     @property
     def close_code(self) -> int | None:
@@ -100,6 +103,10 @@ class ClientSession(TypedReceiveMixin):
 
     async def _read_once(self) -> None:
         """Read what arrived and handle its events; at the end of the stream, report it."""
+        if self._parse_pending:  # frames already received (with the 101, or left unparsed)
+            self._parse_pending = False
+            await self._process_events()
+            return
         try:
             data: bytes | None = await self._stream.receive(65536)
         except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
@@ -121,6 +128,11 @@ class ClientSession(TypedReceiveMixin):
                 await self._flush()  # our close frame leaves before anyone hears of it
             self._on_event(event)
             if isinstance(event, Message) and self._core.has_pending_input:
+                if self._reads_on_demand:
+                    # The user answers this before the next frame is parsed: when it next
+                    # waits, _read_once() parses on from here without reading.
+                    self._parse_pending = True
+                    break
                 await self._wait_until_the_user_is_ready()
         await self._flush()
 
@@ -129,14 +141,9 @@ class ClientSession(TypedReceiveMixin):
 
         So messages the peer sent before a protocol error are answered before we fail the
         connection, and a slow consumer slows the peer rather than growing a queue.
-        ``close()`` releases the wait. Reading on demand, the user reads only while the
-        queue is empty, which bounds it the same way.
+        ``close()`` releases the wait. (Reading on demand, the user's own wait parses on.)
         """
-        while (
-            not self._reads_on_demand
-            and not self._closing
-            and (self._inbox or not self._receiver_waiting)
-        ):
+        while not self._closing and (self._inbox or not self._receiver_waiting):
             self._moved = anyio.Event()
             await self._moved.wait()
 
@@ -390,7 +397,6 @@ class Connecting:
                 close_timeout=self._close_timeout,
                 url=self._url,
             )
-            await session._process_events()  # frames that arrived together with the 101
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await stream.aclose()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import anyio
+import anyio.abc
 import pytest
 
 from panther_ws.client import connect
+from panther_ws.protocol import ServerConnection
+from panther_ws.protocol.events import Closed, Event, Message, Request
 from panther_ws.session import WebsocketClosed
 from tests.network.test_server_and_client import running
 
@@ -82,3 +85,49 @@ async def test_await_connect_keeps_messages_that_arrive_while_pinging() -> None:
 async def test_await_connect_refuses_a_keepalive() -> None:
     with pytest.raises(ValueError, match="async with"):
         await connect("ws://127.0.0.1:9/", ping_interval=1)
+
+
+@pytest.mark.parametrize("opened_by", ["async with", "await"])
+async def test_a_message_that_came_with_the_101_is_answered_before_a_protocol_error(
+    opened_by: str,
+) -> None:
+    # Autobahn 3.2's shape: the 101, a text message and a frame with a reserved bit set, in
+    # one write. The echo of the message must leave before the client fails with 1002.
+    replies: list[Event] = []
+
+    async def handle(stream: anyio.abc.SocketStream) -> None:
+        server = ServerConnection(permessage_deflate=False)
+        while not any(isinstance(event, Request) for event in server.events()):
+            server.receive_data(await stream.receive())
+        server.accept()
+        reserved_bit_frame = b"\xc1\x02hi"  # FIN + RSV1 + text, no extension agreed on
+        await stream.send(server.data_to_send() + b"\x81\x05hello" + reserved_bit_frame)
+        with anyio.move_on_after(5):
+            while not any(isinstance(event, Closed) for event in replies):
+                server.receive_data(await stream.receive())
+                replies.extend(server.events())
+        await stream.aclose()
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with listener, anyio.create_task_group() as task_group:
+        task_group.start_soon(listener.serve, handle)
+        url = f"ws://127.0.0.1:{port}/"
+        with anyio.fail_after(10), pytest.raises(WebsocketClosed) as closed:
+            if opened_by == "await":
+                ws = await connect(url)
+                try:
+                    await ws.send(await ws.receive())
+                    await ws.receive()
+                finally:
+                    await ws.close()
+            else:
+                async with connect(url) as ws:
+                    await ws.send(await ws.receive())
+                    await ws.receive()
+        task_group.cancel_scope.cancel()
+    assert closed.value.code == 1002
+    assert replies[0] == Message("hello")
+    last = replies[-1]
+    assert isinstance(last, Closed)
+    assert last.code == 1002
