@@ -128,6 +128,31 @@ def panther_ws(*arguments: str, stdin: bytes = b"") -> subprocess.CompletedProce
     )
 
 
+def echo_through_connect(url: str, *arguments: str, line: str) -> tuple[int, str, bytes]:
+    """``panther-ws connect``: send ``line``, read its echo, then end stdin.
+
+    Ending stdin at once would race the echo against the client's close: the server may
+    answer the close first (RFC 6455 lets it), and the echo is then never sent.
+    """
+    process = subprocess.Popen(
+        [sys.executable, "-m", "panther_ws", "connect", url, *arguments],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    try:
+        process.stdin.write(line.encode() + b"\n")
+        process.stdin.flush()
+        echoed = process.stdout.readline().decode()
+        _, stderr = process.communicate(timeout=30)  # ends stdin: the client closes
+    finally:
+        process.kill()
+    return process.returncode, echoed, stderr
+
+
 @pytest.mark.parametrize("command", ["serve", "demo", "connect"])
 def test_help_describes_every_option(command: str) -> None:
     result = panther_ws(command, "--help")
@@ -189,11 +214,11 @@ async def test_serve_over_tls_and_connect_with_its_certificate(
     tls = ("--ssl-certfile", str(cert), "--ssl-keyfile", str(key))
     with serve_process(anyio_backend, *tls) as (port, _):
         url = f"wss://127.0.0.1:{port}/echo"
-        trusted = panther_ws("connect", url, "--ssl-ca-certs", str(cert), stdin=b"secret\n")
-        insecure = panther_ws("connect", url, "--insecure", stdin=b"anyway\n")
+        trusted = echo_through_connect(url, "--ssl-ca-certs", str(cert), line="secret")
+        insecure = echo_through_connect(url, "--insecure", line="anyway")
         untrusted = panther_ws("connect", url, stdin=b"no\n")
-    assert (trusted.returncode, trusted.stdout) == (0, b"secret\n"), trusted.stderr
-    assert (insecure.returncode, insecure.stdout) == (0, b"anyway\n"), insecure.stderr
+    assert trusted == (0, "secret\n", b""), trusted
+    assert insecure == (0, "anyway\n", b""), insecure
     assert untrusted.returncode == 1
     assert "certificate verify failed" in untrusted.stderr.decode()
 
