@@ -128,8 +128,10 @@ def panther_ws(*arguments: str, stdin: bytes = b"") -> subprocess.CompletedProce
     )
 
 
-def echo_through_connect(url: str, *arguments: str, line: str) -> tuple[int, str, bytes]:
-    """``panther-ws connect``: send ``line``, read its echo, then end stdin.
+def echo_through_connect(
+    url: str, *arguments: str, line: str, replies: int = 1
+) -> tuple[int, list[str], bytes]:
+    """``panther-ws connect``: send ``line``, read ``replies`` lines, then end stdin.
 
     Ending stdin at once would race the echo against the client's close: the server may
     answer the close first (RFC 6455 lets it), and the echo is then never sent.
@@ -146,7 +148,7 @@ def echo_through_connect(url: str, *arguments: str, line: str) -> tuple[int, str
     try:
         process.stdin.write(line.encode() + b"\n")
         process.stdin.flush()
-        echoed = process.stdout.readline().decode()
+        echoed = [process.stdout.readline().decode().rstrip("\n") for _ in range(replies)]
         _, stderr = process.communicate(timeout=30)  # ends stdin: the client closes
     finally:
         process.kill()
@@ -177,16 +179,16 @@ def test_help_describes_every_option(command: str) -> None:
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_connect_sends_headers_and_subprotocols(anyio_backend: str) -> None:
     with serve_process("asyncio") as (port, _):
-        result = panther_ws(
-            "connect",
+        status, printed, stderr = echo_through_connect(
             f"ws://127.0.0.1:{port}/whoami",
             *("-H", "X-Token: abc", "--header", "X-Other: 1"),
             *("--subprotocol", "chat", "--subprotocol", "json"),
-            stdin=b"hello\n",
+            line="hello",
+            replies=2,
         )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.decode().splitlines() == ["abc", "hello"]
-    assert "subprotocol 'chat'" in result.stderr.decode()
+    assert status == 0, stderr
+    assert printed == ["abc", "hello"]
+    assert "subprotocol 'chat'" in stderr.decode()
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
@@ -217,8 +219,8 @@ async def test_serve_over_tls_and_connect_with_its_certificate(
         trusted = echo_through_connect(url, "--ssl-ca-certs", str(cert), line="secret")
         insecure = echo_through_connect(url, "--insecure", line="anyway")
         untrusted = panther_ws("connect", url, stdin=b"no\n")
-    assert trusted == (0, "secret\n", b""), trusted
-    assert insecure == (0, "anyway\n", b""), insecure
+    assert trusted == (0, ["secret"], b""), trusted
+    assert insecure == (0, ["anyway"], b""), insecure
     assert untrusted.returncode == 1
     assert "certificate verify failed" in untrusted.stderr.decode()
 
