@@ -10,7 +10,7 @@ import math
 import os
 import ssl as ssl_module
 from collections import deque
-from collections.abc import AsyncIterator, Generator, Mapping, Sequence
+from collections.abc import AsyncIterator, Generator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,10 +27,12 @@ from panther_ws.protocol import (
     Closed,
     ConnectionState,
     Event,
+    HeadersInput,
     Message,
     Pong,
     ProtocolError,
     Rejected,
+    normalize_headers,
 )
 from panther_ws.session import (
     ReceiveTimeout,
@@ -39,7 +41,8 @@ from panther_ws.session import (
     WebsocketRejected,
 )
 
-HeadersArg = Mapping[str, str] | Sequence[tuple[str | bytes, str | bytes]] | None
+# What connect() and the test client take as headers: anything the core takes, or None.
+HeadersArg = HeadersInput | None
 
 
 class ClientSession(TypedReceiveMixin):
@@ -308,7 +311,7 @@ def connect(
     core = ClientConnection(
         parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}",
         (parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
-        headers=_header_pairs(headers),
+        headers=normalize_headers(headers or (), call="connect()"),
         subprotocols=list(subprotocols or ()),
         max_message_size=max_message_size,
         permessage_deflate=permessage_deflate,
@@ -461,16 +464,3 @@ async def _read_answer(stream: anyio.abc.ByteStream, core: ClientConnection, url
                 )
             if isinstance(event, Closed):
                 raise WebsocketClosed(1006, f"{url} closed the connection during the handshake")
-
-
-def _header_pairs(headers: HeadersArg) -> list[tuple[bytes, bytes]]:
-    if not headers:
-        return []
-    items = headers.items() if isinstance(headers, Mapping) else headers
-    return [
-        (
-            name if isinstance(name, bytes) else name.encode("latin-1"),
-            value if isinstance(value, bytes) else value.encode("latin-1"),
-        )
-        for name, value in items
-    ]

@@ -25,8 +25,9 @@ import httpx
 import orjson
 
 from panther_ws._primitives import Primitives
+from panther_ws.client import HeadersArg
 from panther_ws.lifespan import LifespanRunner
-from panther_ws.protocol import DEFAULT_MAX_MESSAGE_SIZE
+from panther_ws.protocol import DEFAULT_MAX_MESSAGE_SIZE, normalize_headers
 from panther_ws.protocol.asgi import ASGIProtocolError, build_scope
 from panther_ws.protocol.events import Accepted, Closed, Event, Message, Request
 from panther_ws.session import (
@@ -50,7 +51,6 @@ ASGIApp = Callable[
     ],
     Awaitable[None],
 ]
-HeadersArg = Mapping[str, str] | Sequence[tuple[str | bytes, str | bytes]] | None
 CookiesArg = httpx.Cookies | CookieJar | dict[str, str] | list[tuple[str, str]] | None
 
 BASE_URL = "http://testserver"
@@ -103,7 +103,10 @@ class WebsocketTestSession(TypedReceiveMixin):
         query_string = query
         if query_params:
             query_string = "&".join(part for part in (query, urlencode(query_params)) if part)
-        header_pairs = _normalize_headers(headers)
+        header_pairs = [
+            (name.lower(), value)
+            for name, value in normalize_headers(headers or (), call="connect()")
+        ]
         cookie = client._cookie_header(path)
         if cookie is not None and all(name != b"cookie" for name, _ in header_pairs):
             header_pairs.append((b"cookie", cookie))
@@ -622,17 +625,6 @@ class _Connecting:
             await self._session.close()
         finally:
             self._session._cancel_app()
-
-
-def _normalize_headers(headers: HeadersArg) -> list[tuple[bytes, bytes]]:
-    if not headers:
-        return []
-    items = headers.items() if isinstance(headers, Mapping) else headers
-    return [(_to_bytes(name).lower(), _to_bytes(value)) for name, value in items]
-
-
-def _to_bytes(value: str | bytes) -> bytes:
-    return value if isinstance(value, bytes) else str(value).encode("latin-1")
 
 
 def _short(message: Mapping[str, Any]) -> str:

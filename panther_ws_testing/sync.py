@@ -14,12 +14,8 @@ from typing import Any, Literal
 import httpx
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from panther_ws_testing.client import (
-    CookiesArg,
-    HeadersArg,
-    WebsocketTestClient,
-    WebsocketTestSession,
-)
+from panther_ws.client import HeadersArg
+from panther_ws_testing.client import CookiesArg, WebsocketTestClient, WebsocketTestSession
 
 
 class SyncWebsocketTestSession:
