@@ -86,7 +86,12 @@ class Hub:
 
 
 async def main(path: str, parent: int) -> None:
-    listener = await anyio.create_unix_listener(path)
+    # The socket file appears at bind(), before listen(): a worker connecting in between is
+    # refused. So it is bound under another name and appears under its own only once it
+    # listens (ManagerBroker waits for the file).
+    listening = path + ".binding"
+    listener = await anyio.create_unix_listener(listening)
+    os.replace(listening, path)
     hub = Hub()
     async with anyio.create_task_group() as task_group:
         task_group.start_soon(listener.serve, hub.handle)
