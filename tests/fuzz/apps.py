@@ -127,20 +127,25 @@ ONLINE: dict[str, str] = {}  # name -> connection_id, kept right
 
 
 class RelayWebsocket(GenericWebsocket):
-    """Relays each message to the peers on *other* workers (local ones get it by group)."""
+    """Greets the peers on *other* workers when it joins; messages go to the whole group.
+
+    The greeting runs in the new peer's own connect(), after every earlier step finished
+    (a drop returns once the app has handled it), so the bug fires in the same place on
+    every replay: a fuzzer's shortest conversation must not depend on how tasks interleave.
+    """
 
     async def connect(self) -> None:
         await self.accept()
         self.name = f"peer-{self.connection_id[-6:]}"  # type: ignore[index]
+        for connection_id, name in list(PEERS.items()):
+            if not connection_id.startswith(self.app.worker_id):
+                ONLINE[name]  # BUG: KeyError for a peer that dropped
+                await self.app.send_message_to_websocket(connection_id, f"{self.name} joined")
         PEERS[self.connection_id] = ONLINE[self.name] = self.name  # type: ignore[index]
         await self.join_group("relay")
 
     async def receive(self, data: str | bytes) -> None:
         await send_message_to_group("relay", data)
-        for connection_id, name in list(PEERS.items()):
-            if not connection_id.startswith(self.app.worker_id):
-                ONLINE[name]  # BUG: KeyError for a peer that dropped
-                await self.app.send_message_to_websocket(connection_id, data)
 
     async def disconnect(self, code: int, reason: str) -> None:
         ONLINE.pop(self.name, None)
