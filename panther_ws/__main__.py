@@ -1,5 +1,5 @@
 import sys
 
-from panther_ws.cli import main
+from panther_ws.network.cli import main
 
 sys.exit(main())

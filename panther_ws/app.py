@@ -12,28 +12,25 @@ import inspect
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import AsyncIterator, Mapping, MutableMapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import anyio
 
 from panther_ws import status
-from panther_ws._primitives import progress_deadline
 from panther_ws.brokers.base import WORKER_ID_LENGTH, Broker, Delivery
 from panther_ws.brokers.memory import MemoryBroker
 from panther_ws.connections import ConnectionRegistry
 from panther_ws.converters import ConnectSignature, PathVariableError
+from panther_ws.hosting.primitives import progress_deadline
+from panther_ws.hosting.types import ASGIApp, Receive, Scope, Send
 from panther_ws.protocol.connection import MAX_CLOSE_REASON_BYTES
 from panther_ws.routing import Router, URLConfigurationError
 from panther_ws.websocket import GenericWebsocket, encode_outgoing
 
 logger = logging.getLogger("panther_ws")
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
 # A group send pushes its deadline back every this many members: a clock read per member

@@ -1,6 +1,6 @@
 """An async test harness for any ASGI websocket app: in memory, no network, no hangs."""
 
-from panther_ws.session import ReceiveTimeout, WebsocketClosed, WebsocketRejected
+from panther_ws.network.session import ReceiveTimeout, WebsocketClosed, WebsocketRejected
 from panther_ws_testing._exceptions import AppCrashed, AppIgnoredCancellation
 from panther_ws_testing.client import WebsocketTestClient, WebsocketTestSession
 from panther_ws_testing.compat import WebsocketClient

@@ -26,7 +26,7 @@ from typing import Any
 
 import anyio
 
-from panther_ws._primitives import Event, Primitives, current_backend
+from panther_ws.hosting.primitives import Event, Primitives, current_backend
 from panther_ws_testing._exceptions import AppCrashed, AppIgnoredCancellation, crashes_the_run
 
 # While cancelling, asyncio's cancellation is delivered again this often (see AppTasks).

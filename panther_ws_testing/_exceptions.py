@@ -1,7 +1,7 @@
 """The failures the harness reports about the app under test, beside the session errors.
 
 The session errors live with the session surface the network client shares
-(:mod:`panther_ws.session`); these two are the harness's own, about an app that did
+(:mod:`panther_ws.network.session`); these two are the harness's own, about an app that did
 something no network client could report::
 
     WebsocketError
@@ -22,7 +22,7 @@ import asyncio
 
 import anyio
 
-from panther_ws.session import WebsocketError
+from panther_ws.network.session import WebsocketError
 
 
 class AppCrashed(WebsocketError):

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from hypothesis import strategies as st
 
-from panther_ws.cli import load_app
+from panther_ws.network.cli import load_app
 from panther_ws_testing.fuzz import Endpoint, fuzz_app
 
 

@@ -1,7 +1,7 @@
 """The harness's queue between the test's task and the app's task.
 
 Every round trip in a test crosses it twice, so its cost is the harness's overhead: it waits
-with the backend's own event class (:class:`panther_ws._primitives.Primitives`).
+with the backend's own event class (:class:`panther_ws.hosting.primitives.Primitives`).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from panther_ws._primitives import Event, Primitives
+from panther_ws.hosting.primitives import Event, Primitives
 from panther_ws.protocol.events import Closed, Message
 
 

@@ -24,33 +24,25 @@ import anyio
 import httpx
 import orjson
 
-from panther_ws._primitives import Primitives
-from panther_ws.client import HeadersArg
-from panther_ws.lifespan import LifespanRunner
-from panther_ws.protocol import DEFAULT_MAX_MESSAGE_SIZE, normalize_headers
-from panther_ws.protocol.asgi import ASGIProtocolError, build_scope
-from panther_ws.protocol.events import Accepted, Closed, Event, Message, Request
-from panther_ws.session import (
+from panther_ws.hosting.lifespan import LifespanRunner
+from panther_ws.hosting.primitives import Primitives
+from panther_ws.hosting.types import ASGIApp, ASGIMessage
+from panther_ws.network.client import HeadersArg
+from panther_ws.network.session import (
     ReceiveTimeout,
     TypedReceiveMixin,
     WebsocketClosed,
     WebsocketRejected,
 )
+from panther_ws.protocol import DEFAULT_MAX_MESSAGE_SIZE, normalize_headers
+from panther_ws.protocol.asgi import ASGIProtocolError, build_scope
+from panther_ws.protocol.events import Accepted, Closed, Event, Message, Request
 from panther_ws_testing._apps import AppTask, AppTasks
 from panther_ws_testing._exceptions import AppCrashed
 from panther_ws_testing._links import DirectLink, Ends, Link, Rejection, WireLink
 from panther_ws_testing._mailbox import Inbox, Mailbox
 from panther_ws_testing._transcript import Transcript
 
-ASGIMessage = MutableMapping[str, Any]
-ASGIApp = Callable[
-    [
-        MutableMapping[str, Any],
-        Callable[[], Awaitable[ASGIMessage]],
-        Callable[[ASGIMessage], Awaitable[None]],
-    ],
-    Awaitable[None],
-]
 CookiesArg = httpx.Cookies | CookieJar | dict[str, str] | list[tuple[str, str]] | None
 
 BASE_URL = "http://testserver"

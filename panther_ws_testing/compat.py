@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import anyio
 
-from panther_ws._primitives import Primitives
+from panther_ws.hosting.primitives import Primitives
 from panther_ws_testing._apps import AppTask, AppTasks
 
 

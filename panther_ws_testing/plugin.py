@@ -6,12 +6,12 @@ module:attr`` ini option; ``redis_url`` is a real redis-server on a free loopbac
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from panther_ws.hosting.loading import AppLoadError, load_app
 from panther_ws_testing._redis import redis_server, redis_url, report_header
 from panther_ws_testing.client import WebsocketTestClient
 
@@ -44,10 +44,10 @@ def _configured_app(request: pytest.FixtureRequest) -> Any:
             "the ws_client fixture needs an app: define a 'ws_app' fixture, "
             "or set 'ws_app = module:attr' in the pytest ini options"
         )
-    module_name, _, attribute = str(target).partition(":")
-    if not attribute:
-        raise pytest.UsageError(f"ws_app = {target!r} must look like 'package.module:app'")
-    return getattr(importlib.import_module(module_name), attribute)
+    try:
+        return load_app(str(target))
+    except AppLoadError as exc:
+        raise pytest.UsageError(f"ws_app: {exc}") from exc
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from panther_ws.status import is_sendable_close_code
+from panther_ws.protocol.close_codes import is_sendable_close_code
 
 _OPCODE_CONTINUATION, _OPCODE_TEXT, _OPCODE_BINARY = 0x0, 0x1, 0x2
 _OPCODE_CLOSE, _OPCODE_PING, _OPCODE_PONG = 0x8, 0x9, 0xA

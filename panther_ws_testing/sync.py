@@ -14,7 +14,7 @@ from typing import Any, Literal
 import httpx
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from panther_ws.client import HeadersArg
+from panther_ws.network.client import HeadersArg
 from panther_ws_testing.client import CookiesArg, WebsocketTestClient, WebsocketTestSession
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 import httpx
 
-from panther_ws._primitives import Primitives
+from panther_ws.hosting.primitives import Primitives
 from panther_ws.protocol import ConnectionState, ProtocolError, ServerConnection
 from panther_ws.protocol.asgi import ASGIConnectionBridge
 from panther_ws.protocol.events import Request

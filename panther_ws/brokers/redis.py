@@ -51,7 +51,6 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from panther_ws._primitives import current_backend
 from panther_ws.brokers._codec import decode_delivery, encode_delivery
 from panther_ws.brokers.base import (
     Broker,
@@ -60,6 +59,7 @@ from panther_ws.brokers.base import (
     DeliveryHandler,
     DeliveryUnconfirmed,
 )
+from panther_ws.hosting.primitives import current_backend
 
 logger = logging.getLogger("panther_ws.brokers.redis")
 

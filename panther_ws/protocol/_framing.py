@@ -38,7 +38,7 @@ from wsproto.frame_protocol import (
     XorMaskerSimple,
 )
 
-from panther_ws.status import is_sendable_close_code
+from panther_ws.protocol.close_codes import is_sendable_close_code
 
 _FIN_BIT = 0x80
 _MASK_BIT = 0x80

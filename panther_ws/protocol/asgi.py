@@ -14,10 +14,10 @@ from typing import Any
 from urllib.parse import unquote
 
 from panther_ws.protocol._headers import HeadersInput
+from panther_ws.protocol.close_codes import is_sendable_close_code
 from panther_ws.protocol.connection import MAX_CLOSE_REASON_BYTES, ConnectionState
 from panther_ws.protocol.events import Closed, Event, Message, Request
 from panther_ws.protocol.server import ServerConnection
-from panther_ws.status import is_sendable_close_code
 
 
 class ASGIProtocolError(Exception):

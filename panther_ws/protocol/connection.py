@@ -19,9 +19,9 @@ from wsproto.connection import Connection as _FrameConnection
 from wsproto.frame_protocol import CloseReason, Frame, FrameProtocol, Opcode, ParseFailed
 
 from panther_ws.protocol._framing import accelerate
+from panther_ws.protocol.close_codes import is_sendable_close_code
 from panther_ws.protocol.events import Closed, Event, Message, Ping, Pong
 from panther_ws.protocol.exceptions import ProtocolError
-from panther_ws.status import is_sendable_close_code
 
 DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
 MAX_CLOSE_REASON_BYTES = 123

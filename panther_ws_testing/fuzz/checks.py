@@ -14,7 +14,7 @@ from collections.abc import Collection, MutableMapping
 from typing import Any
 
 from panther_ws import App
-from panther_ws_testing.client import ASGIApp
+from panther_ws.hosting.types import ASGIApp
 
 
 class ConversationFailure(AssertionError):

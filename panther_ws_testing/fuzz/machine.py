@@ -26,7 +26,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, precond
 
 from panther_ws import App
 from panther_ws.protocol.asgi import ClientDisconnected
-from panther_ws.status import is_sendable_close_code
+from panther_ws.protocol.close_codes import is_sendable_close_code
 from panther_ws_testing import strategies
 from panther_ws_testing.fuzz.conversation import (
     AtRest,

@@ -10,7 +10,7 @@ import sys
 import anyio
 
 from panther_ws.client import connect
-from panther_ws.session import WebsocketClosed, WebsocketError
+from panther_ws.network.session import WebsocketClosed, WebsocketError
 
 MAX_SIZE = 32 * 1024 * 1024
 

@@ -10,7 +10,7 @@ import anyio
 import anyio.abc
 import pytest
 
-from panther_ws._asyncio_stream import READ_BUFFER_LIMIT, AsyncioSocketStream, open_listener
+from panther_ws.network.stream import READ_BUFFER_LIMIT, AsyncioSocketStream, open_listener
 
 pytestmark = pytest.mark.anyio
 

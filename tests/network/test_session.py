@@ -7,9 +7,9 @@ import anyio.abc
 import pytest
 
 from panther_ws.client import connect
+from panther_ws.network.session import WebsocketClosed
 from panther_ws.protocol import ServerConnection
 from panther_ws.protocol.events import Closed, Event, Message, Request
-from panther_ws.session import WebsocketClosed
 from tests.network.test_server_and_client import running
 
 pytestmark = pytest.mark.anyio

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from panther_ws.protocol import Closed, ConnectionState, Message, Ping, Pong, ProtocolError
-from panther_ws.status import is_sendable_close_code
+from panther_ws.protocol.close_codes import is_sendable_close_code
 from tests.protocol.helpers import close_payload, frame, open_pair, pump
 
 SIZES = [0, 125, 126, 65535, 65536, 1 << 20]

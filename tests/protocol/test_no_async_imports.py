@@ -1,4 +1,8 @@
-"""The core must stay sans-IO: no module under panther_ws/protocol imports an event loop or I/O."""
+"""The core must stay sans-IO and self-contained.
+
+No module under panther_ws/protocol imports an event loop or I/O, nor any part of panther_ws
+outside the core: custom servers embed it alone.
+"""
 
 from __future__ import annotations
 
@@ -13,16 +17,28 @@ FORBIDDEN = {"asyncio", "anyio", "trio", "socket", "selectors", "threading"}
 PROTOCOL_DIR = Path(panther_ws.protocol.__file__).parent
 
 
-def _imported_roots(path: Path) -> set[str]:
-    roots: set[str] = set()
+def _imported(path: Path) -> set[str]:
+    names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
-            roots.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            roots.add(node.module.split(".")[0])
-    return roots
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{path.name}: relative import"
+            assert node.module is not None
+            names.add(node.module)
+    return names
 
 
 @pytest.mark.parametrize("module", sorted(PROTOCOL_DIR.rglob("*.py")), ids=lambda p: p.name)
 def test_protocol_module_imports_nothing_async(module: Path) -> None:
-    assert _imported_roots(module) & FORBIDDEN == set()
+    assert {name.split(".")[0] for name in _imported(module)} & FORBIDDEN == set()
+
+
+@pytest.mark.parametrize("module", sorted(PROTOCOL_DIR.rglob("*.py")), ids=lambda p: p.name)
+def test_protocol_module_imports_nothing_of_panther_ws_outside_the_core(module: Path) -> None:
+    outside = {
+        name
+        for name in _imported(module)
+        if name.split(".")[0] == "panther_ws" and not name.startswith("panther_ws.protocol")
+    }
+    assert outside == set()

@@ -236,7 +236,7 @@ async def _lifespan_app(
 
 
 async def test_lifespan_startup_failure_is_an_error_in_the_test() -> None:
-    from panther_ws.lifespan import LifespanError
+    from panther_ws.hosting.lifespan import LifespanError
 
     async def failing(scope: dict[str, object], receive: object, send: object) -> None:
         await _lifespan_app(scope, receive, send, "fail")

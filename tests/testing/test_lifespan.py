@@ -7,7 +7,7 @@ from typing import Any
 import anyio
 import pytest
 
-from panther_ws.lifespan import LifespanTimeout
+from panther_ws.hosting.lifespan import LifespanTimeout
 from panther_ws_testing import AppCrashed, AppIgnoredCancellation, WebsocketTestClient
 
 pytestmark = pytest.mark.anyio

@@ -7,8 +7,8 @@ from hypothesis import HealthCheck, given, settings
 
 from panther_ws import App, GenericWebsocket
 from panther_ws.protocol import ClientConnection, ServerConnection
+from panther_ws.protocol.close_codes import is_sendable_close_code
 from panther_ws.protocol.events import Closed, Message
-from panther_ws.status import is_sendable_close_code
 from panther_ws_testing import WebsocketTestClient, strategies
 
 

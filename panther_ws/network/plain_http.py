@@ -20,6 +20,7 @@ import anyio.abc
 import h11
 
 from panther_ws.protocol.asgi import ASGIProtocolError, ClientDisconnected
+from panther_ws.protocol.responses import error_response
 
 # Where h11 ends a request head: the blank line, with or without CR.
 _END_OF_HEAD = re.compile(rb"\n\r?\n")
@@ -53,14 +54,6 @@ def plain_request(
 def _asks_for_websocket(request: h11.Request) -> bool:
     return any(
         name == b"upgrade" and b"websocket" in value.lower() for name, value in request.headers
-    )
-
-
-def error_response(status_code: int, reason: bytes) -> bytes:
-    """A complete plain-text response for the server's own errors (413, 500, 503)."""
-    return (
-        b"HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n"
-        b"connection: close\r\n\r\n%s" % (status_code, reason, len(reason), reason)
     )
 
 

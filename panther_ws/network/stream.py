@@ -28,7 +28,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from panther_ws._primitives import current_backend
+from panther_ws.hosting.primitives import current_backend
 
 READ_BUFFER_LIMIT = 256 * 1024
 READ_SIZE = 64 * 1024

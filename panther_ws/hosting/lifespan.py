@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any
 
 import anyio
 import anyio.abc
 
-ASGIApp = Callable[..., Awaitable[None]]
+from panther_ws.hosting.types import ASGIApp
 
 
 class LifespanError(RuntimeError):

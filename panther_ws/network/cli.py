@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
-import os
 import ssl
 import sys
 from collections.abc import Callable, Sequence
@@ -14,27 +12,20 @@ from typing import Any
 
 import anyio
 
-from panther_ws.lifespan import LifespanError
+from panther_ws.hosting.lifespan import LifespanError
+from panther_ws.hosting.loading import AppLoadError
+from panther_ws.hosting.loading import load_app as load_target
+from panther_ws.network.server import ServerConfig, serve
+from panther_ws.network.session import WebsocketClosed, WebsocketError
 from panther_ws.protocol import ProtocolError
-from panther_ws.server import ServerConfig, serve
-from panther_ws.session import WebsocketClosed, WebsocketError
 
 
 def load_app(target: str) -> Any:
-    """Import ``package.module:attribute``, with the current directory importable."""
-    module_name, _, attribute = target.partition(":")
-    if not module_name or not attribute:
-        raise SystemExit(f"error: app {target!r} must look like 'package.module:app'")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    """The app ``target`` names, or exit with the reason it cannot be loaded."""
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise SystemExit(f"error: cannot import {module_name!r}: {exc}") from exc
-    try:
-        return getattr(module, attribute)
-    except AttributeError:
-        raise SystemExit(f"error: module {module_name!r} has no attribute {attribute!r}") from None
+        return load_target(target)
+    except AppLoadError as exc:
+        raise SystemExit(f"error: {exc}") from exc
 
 
 def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
@@ -147,7 +138,7 @@ def _client_ssl(args: argparse.Namespace) -> ssl.SSLContext | None:
 
 
 async def _connect(args: argparse.Namespace) -> int:
-    from panther_ws.client import connect
+    from panther_ws.network.client import connect
 
     try:
         async with (
