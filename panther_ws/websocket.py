@@ -1,33 +1,31 @@
 """``GenericWebsocket``: one instance per connection, written as in Panther.
 
 Subclass it, validate in ``connect()`` and ``accept()``, answer in ``receive()``, clean up in
-``disconnect()``. Everything here talks ASGI to the server; the App decides when the hooks run.
+``disconnect()``. Everything here talks ASGI to the server; the App decides when the hooks run,
+and the connection's worker holds it while it is live.
 """
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
-import orjson
-
 from panther_ws.headers import Headers
+from panther_ws.hosting.types import Scope, Send
+from panther_ws.outgoing import websocket_send
+from panther_ws.protocol import HeadersInput, normalize_headers
+from panther_ws.worker import Worker
 
-if TYPE_CHECKING:
-    from panther_ws.app import App
 
-ASGIScope = dict[str, Any]
+class Host(Protocol):
+    """The App that builds a handler, as the handler sees it: the worker it lives on.
 
+    A Protocol, so that app.py (which builds handlers) imports this module and never the
+    other way round.
+    """
 
-def encode_outgoing(data: Any) -> dict[str, Any]:
-    """The ASGI send message for ``data``: str as text, bytes as binary, else compact JSON."""
-    if isinstance(data, str):
-        return {"type": "websocket.send", "text": data}
-    if isinstance(data, bytes | bytearray | memoryview):
-        return {"type": "websocket.send", "bytes": bytes(data)}
-    return {"type": "websocket.send", "text": orjson.dumps(data).decode()}
+    @property
+    def worker(self) -> Worker: ...
 
 
 class GenericWebsocket:
@@ -41,9 +39,9 @@ class GenericWebsocket:
     auth: Any = None
     permissions: Any = ()
 
-    def __init__(self, scope: ASGIScope, send: Any, app: App, path_variables: dict[str, Any]):
+    def __init__(self, scope: Scope, send: Send, app: Host, path_variables: dict[str, Any]):
         self.scope = scope
-        self._asgi_send = send
+        self.asgi_send = send  # public, as in Panther: the raw ASGI send of this connection
         self.app = app
         self.path: str = scope["path"]
         self.path_variables = path_variables
@@ -90,7 +88,7 @@ class GenericWebsocket:
     # -- actions ---------------------------------------------------------------------------
 
     async def accept(
-        self, subprotocol: str | None = None, headers: Mapping[str, str] | None = None
+        self, subprotocol: str | None = None, headers: HeadersInput | None = None
     ) -> None:
         if self.is_connected or self.is_rejected or self.is_closed:
             raise RuntimeError(
@@ -99,23 +97,20 @@ class GenericWebsocket:
             )
         message: dict[str, Any] = {"type": "websocket.accept", "subprotocol": subprotocol}
         if headers:
-            message["headers"] = [
-                (name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()
-            ]
-        await self._asgi_send(message)
-        self.connection_id = self.app.worker_id + secrets.token_hex(10)
+            message["headers"] = normalize_headers(headers, call="accept()")
+        await self.asgi_send(message)
+        self.connection_id = self.app.worker.register(self)
         self.is_connected = True
-        self.app._register(self)
 
     async def send(self, data: Any = None) -> None:
         """Send ``str`` as text, ``bytes`` as binary, anything else as compact JSON text."""
-        await self._asgi_send(encode_outgoing(data))
+        await self.asgi_send(websocket_send(data))
 
     async def send_text(self, data: str) -> None:
-        await self._asgi_send({"type": "websocket.send", "text": data})
+        await self.asgi_send({"type": "websocket.send", "text": data})
 
     async def send_bytes(self, data: bytes) -> None:
-        await self._asgi_send({"type": "websocket.send", "bytes": data})
+        await self.asgi_send({"type": "websocket.send", "bytes": data})
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close (after accept) or reject (before it); later calls do nothing."""
@@ -125,13 +120,13 @@ class GenericWebsocket:
             self.is_closed = True
         else:
             self.is_rejected = True
-        await self._asgi_send({"type": "websocket.close", "code": code, "reason": reason})
+        await self.asgi_send({"type": "websocket.close", "code": code, "reason": reason})
 
     async def join_group(self, group: str) -> None:
-        await self.app._join_group(self, group)
+        await self.app.worker.join(group, self)
 
     async def leave_group(self, group: str) -> None:
-        await self.app._leave_group(self, group)
+        await self.app.worker.leave(group, self)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.path!r} connection_id={self.connection_id}>"
