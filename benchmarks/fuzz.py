@@ -2,42 +2,53 @@
 
     python benchmarks/fuzz.py [examples]
 
-Both fuzz one Starlette echo app with the same kind of conversation: open 1 (or up to 3)
-clients, send generated text, receive the echoes, close. Ours is the whole machine
-(``fuzz_app(...).run()``: planning, playing, the built-in checks), in direct and wire mode;
-the peer is what a user writes today: ``@given`` a list of messages, a ``TestClient`` and
-``websocket_connect`` per example. Examples per second, best of 3 runs each, and the ratio;
-then the floor of any state machine: Hypothesis alone, with the same rules playing nothing.
+Both sides fuzz one Starlette echo app (``/ws/{name}``) with the *same* conversations: each
+example is drawn by the same strategy, ``planning.conversations`` (up to 10 steps: the first
+opens a client, then sends of ``st.text(max_size=20)``, receives, opens of up to 1 or 3
+clients at once, closes with drawn codes and reasons, abrupt drops), with the same settings
+(fixed seed, the same number of examples), so both play the same number of steps with the
+same messages.
+
+- **ours**: ``fuzz_app(app, [Endpoint(..., replies=True)], max_clients=k).run()``, the whole
+  machine: drawing, playing each conversation on one loop with ``WebsocketTestClient``
+  (direct, or wire: real frames through both cores, and then the plan also draws the wire
+  faults: split bytes, pings, drops mid-message, pauses), settling between clients, every
+  built-in check after each step, and the bookkeeping for shrinking and the repro.
+- **Starlette**: what a user writes today: ``@given`` that strategy, a ``TestClient`` per
+  example (``with TestClient(app)``), ``websocket_connect`` per open, ``send_text`` and
+  ``receive_text`` of the echo per send and receive, ``close(code)`` per close or drop; no
+  checks.
+
+Then where the time goes, from the same plans: Hypothesis alone (``@given`` the strategy,
+playing nothing: what any design built on it pays an example) and each player alone
+(replaying conversations drawn beforehand, no Hypothesis). Examples per second, best of 3.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import (
-    Bundle,
-    RuleBasedStateMachine,
-    consumes,
-    precondition,
-    rule,
-    run_state_machine_as_test,
-)
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from panther_ws_testing.fuzz import DEFAULT_SETTINGS, Endpoint, fuzz_app
+from panther_ws_testing.fuzz import DEFAULT_SETTINGS, ConversationMachine, Endpoint, fuzz_app
+from panther_ws_testing.fuzz.conversation import Close, Conversation, Drop, Open, Receive, Send
+from panther_ws_testing.fuzz.planning import conversations
 
 MESSAGES = st.text(max_size=20)
+RUNS = 3
 
 
 async def echo(websocket: WebSocket) -> None:
@@ -52,108 +63,118 @@ async def echo(websocket: WebSocket) -> None:
 app = Starlette(routes=[WebSocketRoute("/ws/{name}", echo)])
 
 
-def ours(examples: int, *, clients: int, wire: bool) -> float:
-    machine = fuzz_app(
-        app,
-        [Endpoint("/ws/<name>", messages=MESSAGES, replies=True)],
-        max_clients=clients,
-        wire=wire,
-    )
-    report = machine.run(max_examples=examples)
+def machine(clients: int, *, wire: bool) -> type[ConversationMachine]:
+    endpoint = Endpoint("/ws/<name>", messages=MESSAGES, replies=True)
+    return fuzz_app(app, [endpoint], max_clients=clients, wire=wire)
+
+
+def ours(examples: int, clients: int, wire: bool) -> float:
+    report = machine(clients, wire=wire).run(max_examples=examples)
     assert report.ok, report.summary()
     return report.examples / report.seconds
 
 
-def starlette(examples: int, *, clients: int, wire: bool = False) -> float:
-    played = 0
+def play_with_starlette(conversation: Conversation) -> None:
+    """The conversation, step by step, as a test over Starlette's TestClient writes it."""
+    with TestClient(app) as client:
+        sessions: dict[int, Any] = {}
+        owed: dict[int, int] = {}
+        for step in conversation.steps:
+            key = id(step.client)
+            if isinstance(step, Open):
+                sessions[key] = client.websocket_connect(step.client.request.path).__enter__()
+                owed[key] = 0
+            elif isinstance(step, Send):
+                sessions[key].send_text(step.message)
+                owed[key] += 1
+            elif isinstance(step, Receive) and owed[key]:
+                sessions[key].receive_text()  # an echo: the same text
+                owed[key] -= 1
+            elif isinstance(step, Close | Drop):
+                session = sessions.pop(key)
+                session.close(step.code if isinstance(step, Close) else 1006)
+                session.__exit__(None, None, None)
+        for session in sessions.values():
+            session.__exit__(None, None, None)
 
-    @settings(
-        max_examples=examples,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(
-        names=st.lists(st.text("abc", min_size=1, max_size=8), min_size=1, max_size=clients),
-        conversation=st.lists(st.tuples(st.integers(0, clients - 1), MESSAGES), max_size=10),
-    )
-    def conversation_echoes(names: list[str], conversation: list[tuple[int, str]]) -> None:
+
+def hypothesis_loop(
+    examples: int, clients: int, play: Callable[[Conversation], None] | None
+) -> float:
+    """``@given`` the machine's own strategy; ``play`` each example (None: play nothing)."""
+    played = 0
+    plans = conversations(machine(clients, wire=False).spec, DEFAULT_SETTINGS.stateful_step_count)
+
+    @settings(DEFAULT_SETTINGS, max_examples=examples)
+    @given(plans)
+    def fuzz(conversation: Conversation) -> None:
         nonlocal played
         played += 1
-        with TestClient(app) as client:
-            sessions = [client.websocket_connect(f"/ws/{name}") for name in names]
-            opened = [session.__enter__() for session in sessions]
-            for index, message in conversation:
-                ws = opened[index % len(opened)]
-                ws.send_text(message)
-                assert ws.receive_text() == message
-            for session in reversed(sessions):
-                session.__exit__(None, None, None)
+        if play is not None:
+            play(conversation)
 
     started = time.perf_counter()
-    conversation_echoes()
+    fuzz()
     return played / (time.perf_counter() - started)
 
 
-class _EmptyMachine(RuleBasedStateMachine):
-    """The floor: a state machine with the same rule shapes that plays nothing."""
+def drawn(examples: int, clients: int) -> list[Conversation]:
+    kept: list[Conversation] = []
+    plans = conversations(machine(clients, wire=False).spec, DEFAULT_SETTINGS.stateful_step_count)
 
-    clients = Bundle("clients")
+    @settings(DEFAULT_SETTINGS, max_examples=examples)
+    @given(plans)
+    def keep(conversation: Conversation) -> None:
+        kept.append(conversation)
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.open_clients = 0
-        self.played = 0
-
-    @precondition(lambda self: self.open_clients < 3)
-    @rule(target=clients, name=st.text("abc", min_size=1, max_size=8))
-    def open(self, name: str) -> str:
-        self.open_clients += 1
-        return name
-
-    @rule(client=clients, message=MESSAGES)
-    def send(self, client: str, message: str) -> None:
-        pass
-
-    @rule(client=clients)
-    def receive(self, client: str) -> None:
-        pass
-
-    @rule(client=consumes(clients), code=st.integers(1000, 4999))
-    def close(self, client: str, code: int) -> None:
-        self.open_clients -= 1
-
-    def teardown(self) -> None:
-        _EmptyMachine.examples += 1
-
-    examples = 0
+    keep()
+    return kept
 
 
-def hypothesis_floor(examples: int) -> float:
-    _EmptyMachine.examples = 0
+def players_alone(examples: int, clients: int) -> tuple[float, float]:
+    """Examples per second of each player on conversations drawn beforehand."""
+    plans = drawn(examples, clients)
+    loop = asyncio.new_event_loop()
     started = time.perf_counter()
-    run: Callable[..., None] = run_state_machine_as_test  # untyped in Hypothesis
-    run(_EmptyMachine, settings=settings(DEFAULT_SETTINGS, max_examples=examples))
-    return _EmptyMachine.examples / (time.perf_counter() - started)
+    for conversation in plans:
+        fresh = Conversation(conversation.spec, conversation.steps, fragment_size=None)
+        loop.run_until_complete(fresh.play())
+    mine = len(plans) / (time.perf_counter() - started)
+    loop.close()
+    started = time.perf_counter()
+    for conversation in plans:
+        play_with_starlette(conversation)
+    return mine, len(plans) / (time.perf_counter() - started)
 
 
-def best_of(runs: int, measure: Callable[[], float]) -> float:
-    return max(measure() for _ in range(runs))
+def best(measure: Callable[[], float]) -> float:
+    return max(measure() for _ in range(RUNS))
 
 
 def main() -> None:
-    examples = int(sys.argv[1]) if len(sys.argv) > 1 else 200
-    print(f"{examples} examples per run, best of 3 (examples per second)")
-    print(f"{'':24}{'ours':>10}{'Starlette':>12}{'ratio':>9}")
+    examples = int(sys.argv[1]) if len(sys.argv) > 1 else 100
+    print(f"{examples} examples per run, the same on both sides; best of {RUNS}, examples/s")
+    print(f"{'':28}{'ours':>8}{'Starlette':>11}{'ratio':>8}")
     for clients in (1, 3):
-        peer = best_of(3, functools.partial(starlette, max(examples // 10, 10), clients=clients))
+        peer = best(functools.partial(hypothesis_loop, examples, clients, play_with_starlette))
         for wire in (False, True):
-            rate = best_of(3, functools.partial(ours, examples, clients=clients, wire=wire))
-            label = f"{'wire' if wire else 'direct'}, {clients} client(s)"
-            print(f"{label:24}{rate:10.0f}{peer:12.1f}{rate / peer:8.1f}x")
-    floor = best_of(3, functools.partial(hypothesis_floor, examples))
-    print(f"{'Hypothesis alone':24}{floor:10.0f}  (an empty state machine: the ceiling of ours)")
+            rate = best(functools.partial(ours, examples, clients, wire))
+            label = f"{'wire' if wire else 'direct'}, up to {clients} client(s)"
+            print(f"{label:28}{rate:8.0f}{peer:11.1f}{rate / peer:7.1f}x")
+    print("\nwhere the time goes (direct), examples/s:")
+    print(f"{'':28}{'Hypothesis':>11}{'our player':>12}{'Starlette':>11}{'ceiling':>9}")
+    for clients in (1, 3):
+        draw_only = best(functools.partial(hypothesis_loop, examples, clients, None))
+        mine, theirs = max(players_alone(examples, clients) for _ in range(RUNS))
+        # With Hypothesis's cost on both sides, no player can beat this ratio.
+        ceiling = (1 / draw_only + 1 / theirs) / (1 / draw_only + 1 / mine)
+        label = f"up to {clients} client(s)"
+        print(f"{label:28}{draw_only:11.0f}{mine:12.0f}{theirs:11.0f}{ceiling:8.1f}x")
+    print(
+        "Hypothesis: @given the same strategy, playing nothing. Players: the same drawn\n"
+        "conversations replayed without Hypothesis. Ceiling: the best ratio any player could\n"
+        "reach over the Starlette loop while both pay Hypothesis's draw per example."
+    )
 
 
 if __name__ == "__main__":

@@ -203,8 +203,16 @@ def _nothing() -> None:
     """What cancelling does before the task exists."""
 
 
-# Frames in these packages are the machinery an app awaits through, not the app.
-_RUNTIME_PACKAGES = ("anyio", "asyncio", "outcome", "sniffio", "trio", "panther_ws_testing")
+# Frames in these packages are the machinery an app awaits through (the host too), not the app.
+_RUNTIME_PACKAGES = (
+    "anyio",
+    "asyncio",
+    "outcome",
+    "sniffio",
+    "trio",
+    "panther_ws.hosting",
+    "panther_ws_testing",
+)
 
 
 def where(coro: Coroutine[Any, Any, Any]) -> str:

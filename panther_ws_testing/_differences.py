@@ -4,39 +4,106 @@ The test client answers every behaviour one way (the hosting layer's policy), bu
 those answers are not what every production server gives. When a test exercises one of
 them, the client says so with a :class:`ServerDifferenceWarning` naming what uvicorn,
 hypercorn and ``panther-ws serve`` each do, so "green in memory" cannot hide a difference
-the deployment will show. The texts are measured by ``tests/hosting`` against real servers.
+the deployment will show. The outcomes are measured: ``tests/hosting/test_differences.py``
+runs each behaviour under real uvicorn 0.54 (``--ws wsproto``, ``websockets-sansio`` and
+``websockets``), hypercorn 0.18 and ``panther-ws serve`` and checks every server against
+the text here, so a server upgrade that changes its answer fails that test.
 """
 
 from __future__ import annotations
 
 import enum
 import warnings
+from dataclasses import dataclass
 
 
 class ServerDifferenceWarning(UserWarning):
     """The app did something whose client-visible outcome differs between real servers."""
 
 
+@dataclass(frozen=True)
+class Difference:
+    """One behaviour: what the app did, what a client sees on each server, what to do."""
+
+    what: str
+    test_client: str
+    panther_ws_serve: str
+    uvicorn: str
+    hypercorn: str
+    advice: str
+
+    @property
+    def message(self) -> str:
+        """The warning: what happened, each distinct outcome once with its servers, advice."""
+        servers: dict[str, list[str]] = {}
+        for server, outcome in (
+            ("the test client", self.test_client),
+            ("panther-ws serve", self.panther_ws_serve),
+            ("uvicorn", self.uvicorn),
+            ("hypercorn", self.hypercorn),
+        ):
+            servers.setdefault(outcome, []).append(server)
+        answers = "; ".join(f"{', '.join(names)}: {outcome}" for outcome, names in servers.items())
+        return f"{self.what}. What a client sees on {answers}. {self.advice}"
+
+
+_DROPS = "the TCP connection dropped without a close frame (1006)"
+_BARE_403 = "a bare HTTP 403, neither code nor reason"
+
+
 class Behaviour(enum.Enum):
     """App behaviours whose outcome is server-dependent, each with what the servers do."""
 
-    RETURNED_WHILE_OPEN = (
-        "the app returned while the websocket was open: the test client (and panther-ws "
-        "serve, hypercorn) close it with 1000; uvicorn drops the TCP connection, so its "
-        "clients see 1006. Close explicitly to get the same answer everywhere."
+    RETURNED_WHILE_OPEN = Difference(
+        what="the app returned while the websocket was open",
+        test_client="close 1000",
+        panther_ws_serve="close 1000",
+        uvicorn=_DROPS,
+        hypercorn="close 1011",
+        advice="Send 'websocket.close' before returning to get one answer everywhere.",
     )
-    RAISED_WHILE_OPEN = (
-        "the app raised while the websocket was open: the test client (and panther-ws "
-        "serve) close it with 1011; uvicorn drops the TCP connection, so its clients see "
-        "1006."
+    RAISED_WHILE_OPEN = Difference(
+        what="the app raised while the websocket was open",
+        test_client="close 1011 (and the exception, re-raised in the test)",
+        panther_ws_serve="close 1011",
+        uvicorn=_DROPS,
+        hypercorn="close 1011",
+        advice=(
+            "Catch it in the handler and close with a code of your own to get one answer "
+            "everywhere."
+        ),
     )
-    NON_STR_CLOSE_REASON = (
-        "the app sent 'websocket.close' with a reason that is not a str before accepting "
-        "(FastAPI does for a validation error): uvicorn, hypercorn and panther-ws serve "
-        "answer HTTP 403 and never send the reason; after accept, servers fail differently."
+    NON_STR_CLOSE_REASON = Difference(
+        what=(
+            "the app sent 'websocket.close' before accepting with a reason that is not a str "
+            "(FastAPI does for a validation error)"
+        ),
+        test_client="WebsocketRejected with status_code 403 and the app's code and reason",
+        panther_ws_serve=_BARE_403,
+        uvicorn=_BARE_403,
+        hypercorn=_BARE_403,
+        advice=(
+            "No client on the wire sees that reason: assert on status_code, not on reason. "
+            "After accept a non-str reason fails on every server (1011 or 1006)."
+        ),
+    )
+    UNSENDABLE_CLOSE_BEFORE_ACCEPT = Difference(
+        what=(
+            "the app sent 'websocket.close' before accepting with a code or reason no close "
+            "frame could carry"
+        ),
+        test_client="WebsocketRejected with status_code 403 and the app's code and reason",
+        panther_ws_serve=_BARE_403,
+        uvicorn=_BARE_403,
+        hypercorn=_BARE_403,
+        advice=(
+            "No client on the wire sees them. After accept the same close fails: "
+            "panther-ws serve closes with 1011, uvicorn --ws websockets drops the "
+            "connection, uvicorn --ws wsproto and hypercorn cut the reason to 123 bytes."
+        ),
     )
 
 
 def warn_server_difference(behaviour: Behaviour, *, stacklevel: int = 2) -> None:
     """Warn that the test just relied on an outcome that differs between servers."""
-    warnings.warn(behaviour.value, ServerDifferenceWarning, stacklevel=stacklevel + 1)
+    warnings.warn(behaviour.value.message, ServerDifferenceWarning, stacklevel=stacklevel + 1)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from hypothesis import strategies as st
 
-from panther_ws.network.cli import load_app
+from panther_ws.hosting.loading import AppLoadError, load_app
 from panther_ws_testing.fuzz import Endpoint, fuzz_app
 
 
@@ -49,7 +49,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 
 def run(args: argparse.Namespace) -> int:
-    app = load_app(args.app)
+    try:
+        app = load_app(args.app)
+    except AppLoadError as exc:
+        raise SystemExit(f"error: {exc}") from exc
     query = dict(_pair(item) for item in args.query)
     endpoints = [
         Endpoint(path, query_params=st.just(query), replies=args.replies) for path in args.path

@@ -1,11 +1,17 @@
 """How a test session's actions reach the app and back: directly, or as real frames.
 
-A link turns client actions into ASGI messages for the app, and the app's ASGI messages
-into core events for the client (:class:`Accepted`, :class:`Message`, :class:`Closed`,
-:class:`Rejection`). The direct link maps one to one; the wire link runs every message
-through :class:`ClientConnection` -> bytes -> :class:`ServerConnection` and back, so
-masking, fragmentation, UTF-8 and close validation are exercised. Both validate the app's
-messages with the core's :class:`ASGIAppMessageValidator`, so a spec violation reads the same.
+A link is the :class:`~panther_ws.hosting.host.AppMessageSink` of the session's
+:class:`~panther_ws.hosting.host.ConnectionHost` (the host the server uses): it turns client
+actions into ASGI messages for the app, and the app's ASGI messages into core events for the
+client (:class:`Accepted`, :class:`Message`, :class:`Closed`, :class:`Rejection`). The
+direct link maps one to one; the wire link runs every message through
+:class:`ClientConnection` -> bytes -> :class:`ServerConnection` and back, so masking,
+fragmentation, UTF-8 and close validation are exercised. Both validate the app's messages
+with the core's :class:`ASGIAppMessageValidator`, so a spec violation reads the same.
+
+A close from the test reaches the app the way a close frame does on a network: after what
+the app sends before it next waits for input (those sends succeed, their data is lost with
+the client), at the latest once the app has sent a socket buffer's worth.
 """
 
 from __future__ import annotations
@@ -14,11 +20,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from panther_ws.hosting.host import AppInbox
 from panther_ws.protocol import ClientConnection, ConnectionState, ProtocolError, ServerConnection
 from panther_ws.protocol.asgi import (
     ASGIAppMessageValidator,
     ASGIConnectionBridge,
     ClientDisconnected,
+    Leniency,
 )
 from panther_ws.protocol.connection import MAX_CONTROL_PAYLOAD
 from panther_ws.protocol.events import (
@@ -30,17 +38,20 @@ from panther_ws.protocol.events import (
     Rejected,
     Request,
 )
-from panther_ws_testing._mailbox import Mailbox
+from panther_ws_testing._mailbox import Inbox
 from panther_ws_testing._transcript import Transcript
 
 
 @dataclass(frozen=True)
 class Rejection(Event):
-    """The app refused the connection: what it sent, and what a client on the wire sees."""
+    """The app refused the connection: what it sent, and what a client on the wire sees.
+
+    ``reason`` is what the app sent, whatever its type (FastAPI sends a list).
+    """
 
     status_code: int
     code: int | None = None
-    reason: str | None = None
+    reason: Any = None
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     body: bytes = b""
 
@@ -48,41 +59,137 @@ class Rejection(Event):
 class Ends:
     """Where a link delivers: the app's inbox (and the transcript) and the client's inbox.
 
-    A link holds this rather than methods of its session, so a finished session is no
+    A link holds this rather than its session or its host, so a finished session is no
     reference cycle: it is freed at once instead of by the cycle collector, whose passes
     cost a suite with thousands of connections more than the connections themselves.
     """
 
-    __slots__ = ("app_inbox", "client_inbox", "transcript")
+    __slots__ = ("app", "client_inbox", "transcript")
 
-    def __init__(
-        self,
-        app_inbox: Mailbox,
-        client_inbox: Mailbox,
-        transcript: Transcript,
-    ) -> None:
-        self.app_inbox = app_inbox
+    def __init__(self, app: AppInbox, client_inbox: Inbox, transcript: Transcript) -> None:
+        self.app = app
         self.client_inbox = client_inbox
         self.transcript = transcript
 
     def to_app(self, message: dict[str, Any]) -> None:
         self.transcript.append(("client", message))
-        self.app_inbox.put(message)
+        self.app.deliver(message)
+
+    def disconnect_app(self, code: int, reason: str) -> None:
+        if not self.app.disconnected:
+            message = {"type": "websocket.disconnect", "code": code, "reason": reason}
+            self.transcript.append(("client", message))
+            self.app.disconnect(code, reason)
+
+    def from_app(self, message: Mapping[str, Any]) -> None:
+        transcript = self.transcript
+        # Once the app has ended, what still arrives is the host's policy (500, 1000, 1011).
+        transcript.append(("server" if self.app.app_done else "app", message))
+        if len(transcript) > Transcript.LIMIT:
+            transcript.trim()
 
 
-class DirectLink:
-    """ASGI messages handed over as they are: the fastest way to test an app."""
+class _Link:
+    """What both links share: the client's close, on its way to the app."""
 
     def __init__(self, ends: Ends) -> None:
-        self._to_app = ends.to_app
+        self._ends = ends
         self._to_client = ends.client_inbox.put
-        self._validator = ASGIAppMessageValidator(denial_response=True)
+        self._lost = 0  # bytes the app sent after the test closed, lost with the client
+        self._closing = (1000, "")  # the test's close, until it reaches the app
+        self.client_closed = False  # the test closed (or dropped) the connection
+
+    def client_close(self, code: int, reason: str) -> None:
+        """The test closed: the app learns it when it next waits for input (see the module)."""
+        self.client_closed = True
+        self._closing = (code, reason)
+        self._ends.app.on_next_wait(self._close_reaches_app)
+
+    def _close_reaches_app(self) -> None:
+        raise NotImplementedError
+
+    def _lost_message(self, data: str | bytes) -> None:
+        """The app sent ``data`` after the test closed: lost, and at most a buffer's worth."""
+        self._lost += len(data) + Inbox.MESSAGE_COST
+        if self._lost > self._ends.client_inbox.limit:
+            self._close_reaches_app()
+
+
+class DirectLink(_Link):
+    """ASGI messages handed over as they are: the fastest way to test an app."""
+
+    paused = False  # no bytes to hold back: see WireLink.pause_reading
+    held = 0
+
+    def __init__(self, ends: Ends, *, strict: bool = False) -> None:
+        super().__init__(ends)
+        self._validator = ASGIAppMessageValidator(denial_response=True, strict=strict)
+        self._to_app = ends.to_app
         self._denial: tuple[int, list[tuple[bytes, bytes]]] | None = None
         self._denial_body = bytearray()
-        self.client_closed = False
 
-    def connect(self) -> None:
-        self._to_app({"type": "websocket.connect"})
+    # -- the sink ------------------------------------------------------------------------
+
+    @property
+    def accepted(self) -> bool:
+        return self._validator.accepted
+
+    @property
+    def responding(self) -> bool:
+        return self._validator.responding
+
+    @property
+    def finished(self) -> bool:
+        return self._validator.finished
+
+    @property
+    def peer_connected(self) -> bool:
+        return not self.client_closed
+
+    def apply_app_message(self, message: Mapping[str, Any]) -> Leniency | None:
+        ends = self._ends
+        ends.from_app(message)
+        was_accepted = self._validator.accepted
+        leniency = self._validator.check(message)
+        message_type = message["type"]
+        if message_type == "websocket.send":
+            text = message.get("text")
+            data = text if text is not None else bytes(message["bytes"])
+            if not self.client_closed:
+                self._to_client(Message(data))
+            elif ends.app.disconnected:
+                raise ClientDisconnected("the app sent a message after the client disconnected")
+            else:
+                self._lost_message(data)
+        elif message_type == "websocket.accept":
+            headers = message.get("headers") or ()
+            self._to_client(
+                Accepted(
+                    message.get("subprotocol"), tuple((bytes(k), bytes(v)) for k, v in headers)
+                )
+            )
+        elif message_type == "websocket.close":
+            code, reason = message.get("code") or 1000, _reason(message)
+            if was_accepted:
+                if not self.client_closed:
+                    self.client_closed = True
+                    self._to_client(Closed(code, reason or ""))
+                ends.disconnect_app(code, reason or "")  # the client answers at once
+            else:
+                self._to_client(Rejection(403, code, reason))
+        elif message_type == "websocket.http.response.start":
+            self._denial = (
+                message["status"],
+                [(bytes(k), bytes(v)) for k, v in message.get("headers") or ()],
+            )
+        else:
+            self._denial_body += message.get("body", b"")
+            if not message.get("more_body", False) and self._denial is not None:
+                status, headers = self._denial
+                self._to_client(Rejection(status, headers=headers, body=bytes(self._denial_body)))
+        return leniency
+
+    # -- the client ----------------------------------------------------------------------
 
     def client_send(self, data: str | bytes) -> None:
         key = "text" if isinstance(data, str) else "bytes"
@@ -100,54 +207,16 @@ class DirectLink:
             )
         return not self.client_closed
 
-    def client_close(self, code: int, reason: str) -> None:
+    def _close_reaches_app(self) -> None:
+        self._ends.disconnect_app(*self._closing)
+
+    def drop(self) -> None:
+        """The connection ends without a close frame: the app sees 1006."""
         self.client_closed = True
-        self._to_app({"type": "websocket.disconnect", "code": code, "reason": reason})
-
-    def app_send(self, message: Mapping[str, Any]) -> None:
-        was_accepted = self._validator.accepted
-        self._validator.check(message)
-        message_type = message["type"]
-        if message_type == "websocket.send":
-            if self.client_closed:
-                raise ClientDisconnected("the app sent a message after the client disconnected")
-            text = message.get("text")
-            self._to_client(Message(text if text is not None else bytes(message["bytes"])))
-        elif message_type == "websocket.accept":
-            headers = message.get("headers") or ()
-            self._to_client(
-                Accepted(
-                    message.get("subprotocol"), tuple((bytes(k), bytes(v)) for k, v in headers)
-                )
-            )
-        elif message_type == "websocket.close":
-            code, reason = message.get("code") or 1000, message.get("reason") or ""
-            if was_accepted:
-                self._to_client(Closed(code, reason))
-                self._disconnect_app(code, reason)
-            else:
-                self._to_client(Rejection(403, code, reason))
-                self._disconnect_app(1006, "")
-        elif message_type == "websocket.http.response.start":
-            self._denial = (
-                message["status"],
-                [(bytes(k), bytes(v)) for k, v in message.get("headers") or ()],
-            )
-        else:
-            self._denial_body += message.get("body", b"")
-            if not message.get("more_body", False) and self._denial is not None:
-                status, headers = self._denial
-                self._to_client(Rejection(status, headers=headers, body=bytes(self._denial_body)))
-                self._disconnect_app(1006, "")
-
-    def _disconnect_app(self, code: int, reason: str) -> None:
-        # A real server tells the app the socket is gone once it has closed or rejected.
-        if not self.client_closed:
-            self.client_closed = True
-            self._to_app({"type": "websocket.disconnect", "code": code, "reason": reason})
+        self._ends.disconnect_app(1006, "")
 
 
-class WireLink:
+class WireLink(_Link):
     """Every message crosses real WebSocket bytes, optionally split into small fragments."""
 
     def __init__(
@@ -162,9 +231,9 @@ class WireLink:
         max_message_size: int,
         permessage_deflate: bool,
         scope_extras: Mapping[str, Any],
+        strict: bool = False,
     ) -> None:
-        self._to_app = ends.to_app
-        self._to_client = ends.client_inbox.put
+        super().__init__(ends)
         self._fragment_size = fragment_size
         self._client = ClientConnection(
             host,
@@ -177,24 +246,58 @@ class WireLink:
         self._server = ServerConnection(
             max_message_size=max_message_size, permessage_deflate=permessage_deflate
         )
-        self._scope_extras = scope_extras
-        self.bridge: ASGIConnectionBridge | None = None
-        self._pending_close: tuple[int, str] | None = None
-        self._pongs: list[bytes] = []
-        self.client_closed = False
-
-    def connect(self) -> dict[str, Any]:
-        """Run the handshake's request half; returns the scope the server would build."""
         self._server.receive_data(self._client.data_to_send())
         (request,) = [event for event in self._server.events() if isinstance(event, Request)]
         self.bridge = ASGIConnectionBridge(
             self._server,
             request,
-            client=self._scope_extras.get("client"),
-            server=self._scope_extras.get("server"),
+            client=scope_extras.get("client"),
+            server=scope_extras.get("server"),
+            strict=strict,
         )
-        self._to_app({"type": "websocket.connect"})
+        self._pending_close: tuple[int | None, Any] = (None, None)
+        self._pongs: list[bytes] = []
+        self._held = bytearray()  # the app's bytes while the client does not read
+        self.paused = False
+
+    @property
+    def scope(self) -> dict[str, Any]:
+        """The scope the server built from the client core's real upgrade request."""
         return self.bridge.scope
+
+    # -- the sink ------------------------------------------------------------------------
+
+    @property
+    def accepted(self) -> bool:
+        return self.bridge.accepted
+
+    @property
+    def responding(self) -> bool:
+        return self.bridge.responding
+
+    @property
+    def finished(self) -> bool:
+        return self.bridge.finished
+
+    @property
+    def peer_connected(self) -> bool:
+        return not self.client_closed and self.bridge.peer_connected
+
+    def apply_app_message(self, message: Mapping[str, Any]) -> Leniency | None:
+        self._ends.from_app(message)
+        bridge = self.bridge
+        if message.get("type") == "websocket.close" and not bridge.finished:
+            self._pending_close = (message.get("code") or 1000, _reason(message))
+        leniency = bridge.apply_app_message(message)
+        self._server_to_client()
+        return leniency
+
+    # -- the client ----------------------------------------------------------------------
+
+    @property
+    def held(self) -> int:
+        """Bytes the app sent that the paused client has not taken."""
+        return len(self._held)
 
     def client_send(self, data: str | bytes) -> None:
         self._client.send(data, fragment_size=self._fragment_size)
@@ -209,59 +312,96 @@ class WireLink:
         pongs, self._pongs = self._pongs, []
         return payload in pongs
 
-    def client_close(self, code: int, reason: str) -> None:
-        self.client_closed = True
+    def _close_reaches_app(self) -> None:
         if self._client.state is ConnectionState.OPEN:
-            self._client.close(code, reason)
+            self._client.close(*self._closing)
             self._client_to_server()
         else:
-            self._to_app({"type": "websocket.disconnect", "code": code, "reason": reason})
+            self._ends.disconnect_app(*self._closing)
 
-    def app_send(self, message: Mapping[str, Any]) -> None:
-        assert self.bridge is not None
-        if message.get("type") == "websocket.close" and not self.bridge.finished:
-            self._pending_close = (message.get("code") or 1000, message.get("reason") or "")
-        self.bridge.apply_app_message(message)
+    def drop(self) -> None:
+        """The connection ends without a close frame: the app sees 1006."""
+        self.client_closed = True
+        if self._server.state is not ConnectionState.CLOSED:
+            self._server.receive_data(None)
+            self._deliver_server_events()
+        self._ends.disconnect_app(1006, "")
+
+    def send_raw(self, data: bytes) -> None:
+        """``data`` reaches the server core as the client's socket would write it."""
+        try:
+            self._server.receive_data(data)
+        except ProtocolError:
+            pass  # the core failed the connection: its close and event follow
+        self._deliver_server_events()
+        self._server_to_client()
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
         self._server_to_client()
 
     def _client_to_server(self) -> None:
         data = self._client.data_to_send()
         if data:
-            self._server.receive_data(data)
+            try:
+                self._server.receive_data(data)
+            except ProtocolError:
+                pass  # bytes after the close: the core reports what it did about them
             self._deliver_server_events()
             self._server_to_client()
 
     def _server_to_client(self) -> None:
         data = self._server.data_to_send()
+        if self.paused:
+            self._held += data
+            return
+        if self._held:
+            data, self._held = bytes(self._held) + data, bytearray()
         if not data:
             return
-        self._client.receive_data(data)
+        try:
+            self._client.receive_data(data)
+        except ProtocolError:
+            return  # after the client's close: nothing on that socket is read any more
         for event in self._client.events():
-            if isinstance(event, Rejected):
-                code, reason = self._pending_close or (None, None)
+            if isinstance(event, Message):
+                if self.client_closed:
+                    self._lost_message(event.data)
+                else:
+                    self._to_client(event)
+            elif isinstance(event, Rejected):
+                code, reason = self._pending_close
                 self._to_client(
                     Rejection(event.status_code, code, reason, list(event.headers), event.body)
                 )
-                self._disconnect_app()
-            elif isinstance(event, Message | Accepted) or (
+            elif isinstance(event, Accepted) or (
                 isinstance(event, Closed) and not self.client_closed
             ):
+                if isinstance(event, Closed):
+                    self.client_closed = True
                 self._to_client(event)
             elif isinstance(event, Pong):
                 self._pongs.append(event.payload)  # the core answered the server's pings
         self._client_to_server()
 
     def _deliver_server_events(self) -> None:
-        assert self.bridge is not None
+        bridge, ends = self.bridge, self._ends
         for event in self._server.events():
-            message = self.bridge.receive_message_for(event)
+            if isinstance(event, Closed):
+                ends.disconnect_app(event.code, event.reason)
+                continue
+            message = bridge.receive_message_for(event)
             if message is not None:
-                self._to_app(message)
+                ends.to_app(message)
 
-    def _disconnect_app(self) -> None:
-        if not self.client_closed:
-            self.client_closed = True
-            self._to_app({"type": "websocket.disconnect", "code": 1006, "reason": ""})
+
+def _reason(close: Mapping[str, Any]) -> Any:
+    """A close's reason as the app sent it (of any type: FastAPI's is a list); "" if none."""
+    reason = close.get("reason")
+    return "" if reason is None else reason
 
 
 Link = DirectLink | WireLink

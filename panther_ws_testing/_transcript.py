@@ -18,7 +18,9 @@ TAIL = 100
 
 
 class Transcript(list[Entry]):
-    """``(who, message)`` entries, ``who`` being ``"client"`` or ``"app"``; see the module.
+    """``(who, message)`` entries, ``who`` being ``"client"``, ``"app"``, or ``"server"`` for
+    what the host sent after the app ended (its HTTP 500, or its 1000/1011 close); see the
+    module.
 
     A list, so appending costs what a list's does (every message is appended); whoever
     appends calls :meth:`trim` when the list passes :data:`LIMIT`.

@@ -2,74 +2,70 @@
 
 ``httpx_ws.aconnect_ws(url, client)`` upgrades through it: the request becomes real bytes for
 a :class:`ServerConnection`, the app runs behind the core's ASGI bridge, and httpx-ws gets a
-network stream of real frames. Each connection gets its own scope and its own app task (the
-bug of sharing one between concurrent connections cannot happen), a close without a reason
-is fine, and the app's exception reaches the test with its own type. Plain HTTP requests go
-to the app through ``httpx.ASGITransport``.
+network stream of real frames. The app is hosted by the server's own
+:class:`~panther_ws.hosting.host.ConnectionHost`, so httpx-ws sees what a client of
+``panther-ws serve`` sees: a ``WebSocketUpgradeError`` with status 500 for an app that ends
+before answering, a 1000 close for one that returns while open, 1011 for one that raises.
+Each connection gets its own scope and its own app task, and the app's exception is raised
+with its own type when the transport is left (outside httpx-ws's task group, so not in an
+ExceptionGroup). Plain HTTP requests go to the app through ``httpx.ASGITransport``.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
 from types import TracebackType
 from typing import Any
 
 import anyio
 import httpx
 
+from panther_ws.hosting.host import AppInbox, ConnectionHost
 from panther_ws.hosting.primitives import Primitives
+from panther_ws.hosting.types import ASGIApp
 from panther_ws.protocol import ConnectionState, ProtocolError, ServerConnection
 from panther_ws.protocol.asgi import ASGIConnectionBridge
-from panther_ws.protocol.events import Request
+from panther_ws.protocol.events import Closed, Request
 from panther_ws_testing._apps import AppTask, AppTasks
 
 
 class _AppStream:
-    """The network stream httpx-ws reads and writes: the server side of one connection."""
+    """The network stream httpx-ws reads and writes: the server side of one connection.
 
-    def __init__(self, app: Any, bridge: ASGIConnectionBridge, timeout: float | None) -> None:
-        self._app = app
+    The app runs behind the server's :class:`ConnectionHost`; the bytes it sends wait here
+    until httpx-ws reads them.
+    """
+
+    def __init__(
+        self, bridge: ASGIConnectionBridge, primitives: Primitives, timeout: float | None
+    ) -> None:
         self._bridge = bridge
         self._server = bridge.connection
         self._timeout = math.inf if timeout is None else timeout
-        self._to_app: deque[dict[str, Any]] = deque([bridge.connect_message()])
-        self._app_wakeup = anyio.Event()
+        self._app = AppInbox(primitives)
+        self.host = ConnectionHost(
+            bridge, self._app, bridge.scope, flush=self._flush, report=self._reported
+        )
         self._outgoing = bytearray()
         self._reader_wakeup = anyio.Event()
         self.app_done = anyio.Event()
         self.app_error: BaseException | None = None
         self.task: AppTask | None = None
 
-    async def run_app(self) -> None:
+    def _reported(self, error: BaseException) -> BaseException | None:
+        # Kept before the host's policy runs: the test may see the close or rejection first.
+        assert self.task is not None
+        self.app_error = self.task.reported(error, self._bridge.scope["path"])
+        return self.app_error
+
+    async def run_app(self, app: ASGIApp) -> None:
         try:
-            await self._app(self._bridge.scope, self._receive, self._send)
-        except BaseException as exc:
-            assert self.task is not None
-            self.app_error = self.task.reported(exc, self._bridge.scope["path"])
-            if self.app_error is None:
-                raise
-            if self._server.state is ConnectionState.OPEN:
-                self._server.close(1011, "")
-                self._flush()
+            await self.host.run(app)
         finally:
             self.app_done.set()
             self._reader_wakeup.set()
 
-    async def _receive(self) -> dict[str, Any]:
-        while not self._to_app:
-            self._app_wakeup = anyio.Event()
-            await self._app_wakeup.wait()
-        message = self._to_app.popleft()
-        if message["type"] == "websocket.disconnect":
-            self._to_app.append(message)
-        return message
-
-    async def _send(self, message: dict[str, Any]) -> None:
-        self._bridge.apply_app_message(message)
-        self._flush()
-
-    def _flush(self) -> None:
+    async def _flush(self) -> None:
         data = self._server.data_to_send()
         if data:
             self._outgoing += data
@@ -81,8 +77,7 @@ class _AppStream:
             while not self._outgoing and not self.app_done.is_set():
                 self._reader_wakeup = anyio.Event()
                 await self._reader_wakeup.wait()
-        self.raise_app_error()
-        if not self._outgoing:
+        if not self.host.answered:
             raise TimeoutError(f"the app did not accept or reject within {self._timeout} s")
         head, separator, rest = bytes(self._outgoing).partition(b"\r\n\r\n")
         self._outgoing = bytearray(rest)
@@ -108,20 +103,27 @@ class _AppStream:
             self._server.receive_data(buffer)
         except ProtocolError:
             return  # bytes after the close: the client's problem, as on a real socket
+        app, bridge = self._app, self._bridge
         for event in self._server.events():
-            message = self._bridge.receive_message_for(event)
+            if isinstance(event, Closed):
+                app.disconnect(event.code, event.reason)
+                continue
+            message = bridge.receive_message_for(event)
             if message is not None:
-                self._to_app.append(message)
-                self._app_wakeup.set()
-        self._flush()
+                app.deliver(message)
+        await self._flush()
 
     async def aclose(self) -> None:
+        """httpx-ws is done with the stream: the app hears of it, and is waited for.
+
+        Its exception is not raised here, inside httpx-ws's task group, where it would
+        reach the test wrapped in an ExceptionGroup: the transport raises it on exit.
+        """
         if self._server.state is not ConnectionState.CLOSED:
             self._server.receive_data(None)
             await self.write(b"")
         with anyio.move_on_after(self._timeout):
             await self.app_done.wait()
-        self.raise_app_error()
 
     def get_extra_info(self, info: str) -> Any:
         return None
@@ -137,7 +139,7 @@ class ASGIWebsocketTransport(httpx.AsyncBaseTransport):
 
     def __init__(
         self,
-        app: Any,
+        app: ASGIApp | Any,
         *,
         client: tuple[str, int] = ("127.0.0.1", 123),
         root_path: str = "",
@@ -149,12 +151,14 @@ class ASGIWebsocketTransport(httpx.AsyncBaseTransport):
         self.timeout = timeout
         self._http = httpx.ASGITransport(app=app, root_path=root_path, client=client)
         self._apps: AppTasks | None = None
+        self._primitives: Primitives | None = None
         self._entered = 0  # nested entries: ``async with transport`` around an AsyncClient
         self._streams: list[_AppStream] = []
 
     async def __aenter__(self) -> ASGIWebsocketTransport:
         if self._entered == 0:
-            self._apps = await AppTasks(Primitives(), self.timeout).__aenter__()
+            self._primitives = Primitives()
+            self._apps = await AppTasks(self._primitives, self.timeout).__aenter__()
         self._entered += 1
         return self
 
@@ -176,6 +180,8 @@ class ASGIWebsocketTransport(httpx.AsyncBaseTransport):
                 await stream.aclose()
         finally:
             await apps.__aexit__(None, None, None)
+        for stream in streams:
+            stream.raise_app_error()  # here, outside httpx-ws's task group: its own type
 
     async def aclose(self) -> None:
         """Nothing to do: whoever entered the transport closes it by leaving."""
@@ -183,7 +189,7 @@ class ASGIWebsocketTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if request.headers.get("upgrade", "").lower() != "websocket":
             return await self._http.handle_async_request(request)
-        if self._apps is None:
+        if self._apps is None or self._primitives is None:
             raise RuntimeError(
                 "enter the transport first: 'async with ASGIWebsocketTransport(app) as t:' "
                 "or 'async with httpx.AsyncClient(transport=t)'"
@@ -203,9 +209,11 @@ class ASGIWebsocketTransport(httpx.AsyncBaseTransport):
             scheme="wss" if request.url.scheme in ("https", "wss") else "ws",
             root_path=self.root_path,
         )
-        stream = _AppStream(self.app, bridge, self.timeout)
+        stream = _AppStream(bridge, self._primitives, self.timeout)
         self._streams.append(stream)
-        stream.task = self._apps.start(stream.run_app(), name=f"app for {request_event.path!r}")
+        stream.task = self._apps.start(
+            stream.run_app(self.app), name=f"app for {request_event.path!r}"
+        )
         head = await stream.wait_for_handshake()
         status, headers = _parse_head(head)
         if status == 101:

@@ -24,6 +24,21 @@ class ASGIProtocolError(Exception):
     """The ASGI app sent a message the ASGI websocket spec does not allow at that point."""
 
 
+class Leniency(enum.Enum):
+    """A spec violation the validator let pass, because real servers do not break on it.
+
+    Before accept, a ``websocket.close`` becomes a bare HTTP 403: its code and reason never
+    reach the wire, so uvicorn, hypercorn and ``panther-ws serve`` all answer 403 whatever
+    they are (FastAPI sends a list as the reason of its validation rejection). A strict
+    validator raises instead.
+    """
+
+    NON_STR_CLOSE_REASON = "a non-str reason in 'websocket.close' before accept"
+    UNSENDABLE_CLOSE_BEFORE_ACCEPT = (
+        "a close code or reason before accept that no close frame could carry"
+    )
+
+
 class _AppState(enum.Enum):
     CONNECTING = "connecting"
     OPEN = "open"
@@ -34,25 +49,33 @@ class _AppState(enum.Enum):
 class ASGIAppMessageValidator:
     """Tracks one app's ``send`` calls and rejects the ones the spec forbids.
 
-    ``check(message)`` returns nothing for a valid message and raises
+    ``check(message)`` returns None for a valid message, the :class:`Leniency` it applied
+    for a violation real servers tolerate (``strict=True`` raises for those too), and raises
     :class:`ASGIProtocolError` naming what the app did wrong otherwise. ``denial_response``
     says whether the server offers the ``websocket.http.response`` extension.
     """
 
-    def __init__(self, *, denial_response: bool = True) -> None:
+    def __init__(self, *, denial_response: bool = True, strict: bool = False) -> None:
         self._state = _AppState.CONNECTING
         self._denial_response = denial_response
+        self._strict = strict
 
     @property
     def accepted(self) -> bool:
+        """Accepted and not closed since: a close now would be a close frame."""
         return self._state is _AppState.OPEN
+
+    @property
+    def responding(self) -> bool:
+        """The app started a denial response and has not sent its last body chunk."""
+        return self._state is _AppState.RESPONDING
 
     @property
     def finished(self) -> bool:
         """The app has closed, rejected, or sent the last body chunk of its denial response."""
         return self._state is _AppState.CLOSED
 
-    def check(self, message: Mapping[str, Any]) -> None:
+    def check(self, message: Mapping[str, Any]) -> Leniency | None:
         message_type = message.get("type") if isinstance(message, Mapping) else None
         if not isinstance(message_type, str):
             raise ASGIProtocolError(
@@ -69,8 +92,20 @@ class ASGIAppMessageValidator:
         elif message_type == "websocket.send":
             self._check_send(message)
         elif message_type == "websocket.close":
-            _check_close(message)
+            leniency = None
+            try:
+                _check_close(message)
+            except ASGIProtocolError:
+                if self._strict or state is _AppState.OPEN:
+                    raise
+                reason = message.get("reason") or ""
+                leniency = (
+                    Leniency.UNSENDABLE_CLOSE_BEFORE_ACCEPT
+                    if isinstance(reason, str)
+                    else Leniency.NON_STR_CLOSE_REASON
+                )
             self._state = _AppState.CLOSED
+            return leniency
         elif message_type == "websocket.http.response.start":
             self._check_response_start(message)
         elif message_type == "websocket.http.response.body":
@@ -81,6 +116,7 @@ class ASGIAppMessageValidator:
                 f"{state.value}; a websocket app may send 'websocket.accept', "
                 "'websocket.send', 'websocket.close' or 'websocket.http.response.*'"
             )
+        return None
 
     def _check_accept(self, message: Mapping[str, Any]) -> None:
         if self._state is not _AppState.CONNECTING:
@@ -235,12 +271,13 @@ class ASGIConnectionBridge:
         server: tuple[str, int] | None = None,
         scheme: str = "ws",
         root_path: str = "",
+        strict: bool = False,
     ) -> None:
         self.connection = connection
         self.scope = build_scope(
             request, client=client, server=server, scheme=scheme, root_path=root_path
         )
-        self._validator = ASGIAppMessageValidator(denial_response=True)
+        self._validator = ASGIAppMessageValidator(denial_response=True, strict=strict)
         self._denial_status = 403
         self._denial_headers: HeadersInput = ()
         self._denial_body = bytearray()
@@ -249,6 +286,21 @@ class ASGIConnectionBridge:
     def finished(self) -> bool:
         """The app has closed, rejected, or finished its denial response."""
         return self._validator.finished
+
+    @property
+    def accepted(self) -> bool:
+        """The app accepted and has not closed since."""
+        return self._validator.accepted
+
+    @property
+    def responding(self) -> bool:
+        """The app is sending a denial response."""
+        return self._validator.responding
+
+    @property
+    def peer_connected(self) -> bool:
+        """The client has not closed or vanished: what the app sends can still reach it."""
+        return self.connection.state in (ConnectionState.CONNECTING, ConnectionState.OPEN)
 
     @staticmethod
     def connect_message() -> dict[str, Any]:
@@ -264,9 +316,12 @@ class ASGIConnectionBridge:
             return {"type": "websocket.disconnect", "code": event.code, "reason": event.reason}
         return None
 
-    def apply_app_message(self, message: Mapping[str, Any]) -> None:
-        """Validate one app message and turn it into core calls (bytes in data_to_send())."""
-        self._validator.check(message)
+    def apply_app_message(self, message: Mapping[str, Any]) -> Leniency | None:
+        """Validate one app message and turn it into core calls (bytes in data_to_send()).
+
+        Returns the :class:`Leniency` the validator applied, if any.
+        """
+        leniency = self._validator.check(message)
         message_type = message["type"]
         connection = self.connection
         if message_type == "websocket.accept":
@@ -301,3 +356,4 @@ class ASGIConnectionBridge:
                 connection.reject(
                     self._denial_status, self._denial_headers, bytes(self._denial_body)
                 )
+        return leniency

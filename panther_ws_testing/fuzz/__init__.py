@@ -1,17 +1,20 @@
 """Stateful fuzzing of websocket conversations: ``TestChat = fuzz_app(app, endpoints).TestCase``.
 
-A Hypothesis state machine opens up to N clients of an ASGI app (any: panther_ws, Starlette,
-FastAPI, raw), sends generated messages, receives, closes with generated codes and drops
-connections, checks built-in and user invariants, and prints the smallest failing
-conversation as a pytest test using ``WebsocketTestClient``. See docs/fuzzing.md.
+Conversations drawn by Hypothesis open up to N clients of an ASGI app (any: panther_ws,
+Starlette, FastAPI, raw), send generated messages, receive, close with generated codes, drop
+connections and, in wire mode, inject faults into the bytes; built-in and user invariants are
+checked after every step, and the smallest failing conversation is printed as a pytest test
+using ``WebsocketTestClient``. See docs/fuzzing.md.
 """
 
 from panther_ws_testing.fuzz.checks import (
     ConversationFailure,
     ForbiddenCloseCode,
     LeftBehind,
+    UnboundedBuffer,
     allowing,
     assert_app_at_rest,
+    assert_bounded_unread,
     assert_close_code,
 )
 from panther_ws_testing.fuzz.endpoints import ConnectRequest, Endpoint, path_variable_values
@@ -23,6 +26,8 @@ from panther_ws_testing.fuzz.machine import (
     FuzzTestCase,
     fuzz_app,
 )
+from panther_ws_testing.fuzz.settling import settle
+from panther_ws_testing.fuzz.stateful import ConversationStateMachine
 
 __all__ = [
     "DEFAULT_ALLOWED",
@@ -30,14 +35,18 @@ __all__ = [
     "ConnectRequest",
     "ConversationFailure",
     "ConversationMachine",
+    "ConversationStateMachine",
     "Endpoint",
     "ForbiddenCloseCode",
     "FuzzReport",
     "FuzzTestCase",
     "LeftBehind",
+    "UnboundedBuffer",
     "allowing",
     "assert_app_at_rest",
+    "assert_bounded_unread",
     "assert_close_code",
     "fuzz_app",
     "path_variable_values",
+    "settle",
 ]

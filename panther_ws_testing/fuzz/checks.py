@@ -4,7 +4,8 @@ Failure tree (both are ``AssertionError``, so pytest reports them as failed asse
 
     ConversationFailure
     ├── ForbiddenCloseCode   the app closed with a code its Endpoint does not allow
-    └── LeftBehind           connections or group memberships outlived every client
+    ├── LeftBehind           connections or group memberships outlived every client
+    └── UnboundedBuffer      a client stopped reading and the app's data kept piling up
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 
 from panther_ws import App
 from panther_ws.hosting.types import ASGIApp
+from panther_ws_testing import WebsocketTestSession
+from panther_ws_testing.session import MAX_UNREAD_BYTES
 
 
 class ConversationFailure(AssertionError):
@@ -27,6 +30,10 @@ class ForbiddenCloseCode(ConversationFailure):
 
 class LeftBehind(ConversationFailure):
     """Something of a connection is still held after every client has left."""
+
+
+class UnboundedBuffer(ConversationFailure):
+    """The app's sends to a client that stopped reading did not wait: memory grows."""
 
 
 def assert_close_code(path: str, code: int, allowed: Collection[int]) -> None:
@@ -53,6 +60,27 @@ def assert_app_at_rest(*apps: App) -> None:
                 f"after every client left, worker {app.worker_id} still holds {connections} "
                 f"connection(s) and {members} group membership(s)"
             )
+
+
+def assert_bounded_unread(session: WebsocketTestSession) -> None:
+    """Fail with :class:`UnboundedBuffer` if ``session`` holds more than :func:`unread_bound`.
+
+    While a client does not read, a server's send must block once its socket buffer is full;
+    one that does not lets a slow client make the server hold without limit.
+    """
+    unread = session._inbox.unread + session._link.held  # until the session says it itself
+    bound = unread_bound(session._client.max_message_size)
+    if unread > bound:
+        raise UnboundedBuffer(
+            f"a client that stopped reading holds {unread} bytes of the app's data; the "
+            f"app's sends should have waited at {bound}"
+        )
+
+
+def unread_bound(max_message_size: int) -> int:
+    """What a paused client may hold: a socket buffer's worth on each side of the core
+    (written by the server core, not yet read by the test), each overshot by one message."""
+    return 2 * (MAX_UNREAD_BYTES + max_message_size)
 
 
 def allowing(app: ASGIApp | Any, *exception_types: type[BaseException]) -> ASGIApp:

@@ -12,6 +12,8 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from hypothesis import strategies as st
+
 from panther_ws import App
 from panther_ws.brokers import MemoryBroker
 from panther_ws_testing import (
@@ -23,7 +25,9 @@ from panther_ws_testing import (
 )
 from panther_ws_testing.fuzz.checks import allowing, assert_app_at_rest, assert_close_code
 from panther_ws_testing.fuzz.endpoints import ConnectRequest, Endpoint
+from panther_ws_testing.fuzz.faults import check_paused
 from panther_ws_testing.fuzz.script import Script, arguments, call
+from panther_ws_testing.fuzz.settling import DEFAULT_TIMEOUT, settle
 
 Invariant = Callable[[Sequence[WebsocketTestSession]], None]
 AtRest = Callable[[], None]
@@ -36,6 +40,7 @@ class Hooks:
 
     invariants: list[Invariant] = field(default_factory=list)
     at_rest: list[AtRest] = field(default_factory=list)
+    rules: list[tuple[UserRule, Mapping[str, st.SearchStrategy[Any]]]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -72,12 +77,13 @@ class Client:
     session: WebsocketTestSession | None = None
     closed_by_app: bool = False
     left: bool = False
+    paused: bool = False  # it stopped reading (wire mode)
     unanswered: int = 0  # messages sent to an endpoint that replies, not yet answered
 
     def begin(self, name: str) -> None:
         """Forget an earlier play of the same plan (the plan is replayed while shrinking)."""
         self.name, self.session = name, None
-        self.closed_by_app = self.left = False
+        self.closed_by_app = self.left = self.paused = False
         self.unanswered = 0
 
     @property
@@ -121,7 +127,9 @@ class Open:
             client.session = await conversation.sessions.enter_async_context(manager)
         except WebsocketRejected as rejected:
             if rejected.status_code == 500:
-                raise  # the app returned or crashed before answering: a server error
+                # The app returned or crashed before answering: a server error, reported
+                # as the app's own exception when there is one.
+                raise (rejected.__cause__ or rejected) from None
             script.retract()
             script.step(f"await stack.enter_async_context({connect})")
             allowed = client.endpoint.close_codes
@@ -201,7 +209,7 @@ class Receive:
 
 @dataclass(frozen=True)
 class Close:
-    """The client leaves: with a close frame (``code``), or abruptly when ``code`` is 1006."""
+    """The client leaves with a close frame."""
 
     client: Client
     code: int = 1000
@@ -212,15 +220,29 @@ class Close:
         if session is None or not client.is_open:
             return False
         client.left = True
-        if self.code == 1006:
-            # In memory the app sees what a dropped socket gives it: a disconnect with 1006.
-            line = f"await {client.name}.close(1006)  # the client drops: the app sees 1006"
-        elif (self.code, self.reason) == (1000, ""):
+        if (self.code, self.reason) == (1000, ""):
             line = f"await {client.name}.close()"
         else:
             line = f"await {client.name}.close({self.code}, {self.reason!r})"
         conversation.script.step(line)
         await session.close(self.code, self.reason)
+        await conversation.check_at_rest_if_idle()
+        return True
+
+
+@dataclass(frozen=True)
+class Drop:
+    """The client's connection ends abruptly, with no close frame: the app sees 1006."""
+
+    client: Client
+
+    async def play(self, conversation: Conversation) -> bool:
+        client, session = self.client, self.client.session
+        if session is None or not client.is_open:
+            return False
+        client.left = True
+        conversation.script.step(f"await {client.name}.drop()  # no close frame: the app sees 1006")
+        await session.drop()
         await conversation.check_at_rest_if_idle()
         return True
 
@@ -257,6 +279,7 @@ class Conversation:
         self.clients: list[WebsocketTestClient] = []
         self.sessions = AsyncExitStack()
         self.planned: list[Client] = []
+        self._last: Client | None = None  # the client of the last step played
 
     def client_name(self, worker: int) -> str:
         return "client" if self.spec.workers == 1 else f"client{worker + 1}"
@@ -284,9 +307,32 @@ class Conversation:
                 self.clients.append(await clients.enter_async_context(client))
             async with self.sessions:
                 for step in self.steps:
+                    await self._settle_before(step)
                     if await step.play(self):
+                        self._last = step.client
                         self.check_invariants()
+                    else:
+                        self.script.skip_step()
             self.check_at_rest(after=True)
+
+    async def _settle_before(self, step: Step) -> None:
+        """Let what another client's step set off finish first, in the printed test too.
+
+        Only a change of client needs it: one client's steps reach the app in order.
+        """
+        client = step.client
+        if self._last is None or client is self._last:
+            return
+        if isinstance(step, Open) or client.is_open:
+            self.script.before_step(await self.settle())
+
+    async def settle(self) -> str:
+        """Settle the loop; returns the line that does the same in the printed test."""
+        await settle(timeout=self.spec.timeout)
+        name = self.script.reference(settle)
+        if self.spec.timeout == DEFAULT_TIMEOUT:
+            return f"await {name}()"
+        return f"await {name}(timeout={self.spec.timeout!r})"
 
     async def app_closed(self, client: Client) -> None:
         """The app closed ``client``'s connection: the last step raised WebsocketClosed."""
@@ -305,6 +351,7 @@ class Conversation:
             assert_close_code(path, code, allowed)
 
     def check_invariants(self) -> None:
+        check_paused(self)
         sessions = [c.session for c in self.planned if c.is_open and c.session is not None]
         for invariant in self.spec.hooks.invariants:
             try:
@@ -326,6 +373,8 @@ class Conversation:
                 except BaseException:
                     self.script.check(f"await {client.name}.close()")
                     raise
+        # Other workers may still be delivering what the last client's app sent.
+        self.script.before_check(await self.settle())
         self.check_at_rest()
 
     def check_at_rest(self, *, after: bool = False) -> None:

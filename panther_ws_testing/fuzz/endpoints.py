@@ -55,9 +55,10 @@ class Endpoint:
     messages: st.SearchStrategy[Any] = field(
         default_factory=lambda: strategies.messages(max_size=64)
     )
-    query_params: st.SearchStrategy[Mapping[str, str]] = field(default_factory=lambda: st.just({}))
-    headers: st.SearchStrategy[Mapping[str, str]] = field(default_factory=lambda: st.just({}))
-    subprotocols: st.SearchStrategy[list[str]] = field(default_factory=lambda: st.just([]))
+    # None: none sent, and nothing drawn (each draw costs an example time).
+    query_params: st.SearchStrategy[Mapping[str, str]] | None = None
+    headers: st.SearchStrategy[Mapping[str, str]] | None = None
+    subprotocols: st.SearchStrategy[list[str]] | None = None
     replies: bool = False
     close_codes: Collection[int] | None = None
 
@@ -75,29 +76,26 @@ class Endpoint:
     @cached_property
     def requests(self) -> st.SearchStrategy[ConnectRequest]:
         """Concrete requests to this endpoint, shrinking towards the simplest one."""
-        values = st.fixed_dictionaries(
-            {
-                name: self.variables.get(name, path_variable_values())
-                for name in self.variable_names()
-            }
-        )
-        return st.builds(
-            self._request,
-            values,
-            self.query_params,
-            self.headers,
-            self.subprotocols.map(tuple),
-        )
+        names = self.variable_names()
+        parts: dict[str, st.SearchStrategy[Any]] = {
+            name: self.variables.get(name, path_variable_values()) for name in names
+        }
+        for part in ("query_params", "headers", "subprotocols"):
+            strategy = getattr(self, part)
+            if strategy is not None:
+                parts[f" {part}"] = strategy  # a space: no path variable is named so
+        if not parts:
+            return st.just(self._request({}))
+        return st.fixed_dictionaries(parts).map(self._request)
 
-    def _request(
-        self,
-        values: Mapping[str, str],
-        query_params: Mapping[str, str],
-        headers: Mapping[str, str],
-        subprotocols: tuple[str, ...],
-    ) -> ConnectRequest:
+    def _request(self, drawn: Mapping[str, Any]) -> ConnectRequest:
         def fill(match: re.Match[str]) -> str:
-            return quote(values[match.group(1) or match.group(2)], safe="")
+            return quote(drawn[match.group(1) or match.group(2)], safe="")
 
         path = "/" + _VARIABLE.sub(fill, self.path).lstrip("/")
-        return ConnectRequest(path, dict(query_params), dict(headers), subprotocols)
+        return ConnectRequest(
+            path,
+            dict(drawn.get(" query_params", {})),
+            dict(drawn.get(" headers", {})),
+            tuple(drawn.get(" subprotocols", ())),
+        )

@@ -1,9 +1,9 @@
-"""The Hypothesis state machine that plans conversations, and how a run is driven.
+"""The machine that fuzzes conversations, and how a run is driven.
 
-Rules only *plan*: each appends a step (open, send, receive, ping, close, drop, a user rule)
-and the whole conversation is played at teardown, in one task of one event loop, by
-:class:`~panther_ws_testing.fuzz.conversation.Conversation`. So a conversation costs one entry
-into the loop instead of a thread hop per rule, runs exactly as its printed test does, and
+Each example draws a whole conversation (:func:`~panther_ws_testing.fuzz.planning.conversations`:
+open, send, receive, close, drop, faults, user rules) and plays it in one task of one event
+loop, by :class:`~panther_ws_testing.fuzz.conversation.Conversation`. So an example costs one
+Hypothesis draw and one entry into the loop, runs exactly as its printed test does, and
 Hypothesis shrinks the plan like any other: fewer steps, simpler messages, codes towards 1000.
 """
 
@@ -16,46 +16,36 @@ import unittest
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar, cast
+from typing import Any, ClassVar
 
 from anyio.from_thread import start_blocking_portal
-from hypothesis import HealthCheck, Phase, note, settings, stateful
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from hypothesis.control import current_build_context
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, precondition
 
 from panther_ws import App
 from panther_ws.protocol.asgi import ClientDisconnected
-from panther_ws.protocol.close_codes import is_sendable_close_code
-from panther_ws_testing import strategies
 from panther_ws_testing.fuzz.conversation import (
     AtRest,
-    CallUserRule,
-    Client,
-    Close,
     Conversation,
     Hooks,
     Invariant,
     Open,
-    Ping,
-    Receive,
-    Send,
     Spec,
     Step,
     UserRule,
 )
-from panther_ws_testing.fuzz.endpoints import ConnectRequest, Endpoint
+from panther_ws_testing.fuzz.endpoints import Endpoint
+from panther_ws_testing.fuzz.planning import conversations
 from panther_ws_testing.fuzz.repro import render
-
-# Hypothesis leaves this one untyped.
-_run_state_machine: Callable[..., None] = stateful.run_state_machine_as_test
+from panther_ws_testing.fuzz.settling import DEFAULT_TIMEOUT
+from panther_ws_testing.fuzz.stateful import ConversationStateMachine, state_machine
 
 Play = Callable[[Callable[[], Awaitable[None]]], None]
-F = TypeVar("F", bound=Callable[..., Any])
 
 # What a send racing the client's departure raises, on every server: not the app's bug.
 DEFAULT_ALLOWED: tuple[type[BaseException], ...] = (ClientDisconnected,)
 
+# ``stateful_step_count`` bounds the steps of a conversation.
 DEFAULT_SETTINGS = settings(
     max_examples=100,
     stateful_step_count=10,
@@ -124,13 +114,20 @@ class _Run:
             return
         self.failure, self.conversation = failure, conversation
 
-    def check_budget(self) -> None:
+    def converse(self, conversation: Conversation) -> None:
+        """Play one drawn conversation: the body of the run's Hypothesis test."""
         if (
             self.failure is not None
             and self.shrink_seconds is not None
             and time.perf_counter() - self.failed_at > self.shrink_seconds
         ):
             raise _ShrinkBudgetSpent
+        self.examples += 1
+        try:
+            self.play(conversation.play)
+        except Exception as failure:
+            self.found(failure, conversation)
+            raise
 
 
 @contextmanager
@@ -174,38 +171,28 @@ class _TestCaseProperty:
         return owner._test_case()
 
 
-class ConversationMachine(RuleBasedStateMachine):
-    """Plans conversations with the app of :attr:`spec`; made by :func:`fuzz_app`."""
+class _StateMachineProperty:
+    def __get__(
+        self, obj: object, owner: type[ConversationMachine]
+    ) -> type[ConversationStateMachine]:
+        return owner._state_machine()
+
+
+class ConversationMachine:
+    """Fuzzes conversations with the app of :attr:`spec`; made by :func:`fuzz_app`.
+
+    Its own engine draws a conversation in one go, since Hypothesis's stateful engine
+    chooses among rules step by step at a cost of milliseconds an example (see
+    :mod:`~panther_ws_testing.fuzz.planning`); it is extended with the decorators below.
+    :attr:`StateMachine` is the same machine as a ``RuleBasedStateMachine``, one rule per
+    step kind, for Hypothesis's own ``@rule``/``@invariant`` and ``run_state_machine_as_test``.
+    """
 
     spec: ClassVar[Spec]
-    clients = Bundle("clients")
     TestCase = _TestCaseProperty()
-    _run: ClassVar[_Run | None] = None
+    StateMachine = _StateMachineProperty()
     _test_case_class: ClassVar[type[FuzzTestCase] | None] = None
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._steps: list[Step] = []
-        self._open = 0
-        self._fragment_size: int | None = None
-
-    def teardown(self) -> None:
-        run = type(self)._run
-        conversation = Conversation(self.spec, self._steps, fragment_size=self._fragment_size)
-        try:
-            if run is None:  # run_state_machine_as_test() called directly: a loop each
-                with _event_loop(self.spec.backend) as play:
-                    play(conversation.play)
-            else:
-                run.check_budget()
-                run.examples += 1
-                run.play(conversation.play)
-        except Exception as failure:
-            if run is not None:
-                run.found(failure, conversation)
-            elif current_build_context().is_final:
-                note(render(conversation, failure))
-            raise
+    _state_machine_class: ClassVar[type[ConversationStateMachine] | None] = None
 
     # -- extending a machine -------------------------------------------------------------
 
@@ -229,17 +216,11 @@ class ConversationMachine(RuleBasedStateMachine):
     def rule(cls, **arguments: st.SearchStrategy[Any]) -> Callable[[UserRule], UserRule]:
         """Decorator: ``async function(session, **arguments)`` becomes a step of its own.
 
-        Arguments are drawn from the given strategies; add rules before the first run.
+        Arguments are drawn from the given strategies; the rule is in every later run.
         """
 
         def add(function: UserRule) -> UserRule:
-            def plan(self: ConversationMachine, client: Client, **drawn: Any) -> None:
-                self._steps.append(CallUserRule(client, function, drawn))
-
-            plan.__name__ = function.__name__
-            drawn: dict[str, Any] = {"client": cls.clients, **arguments}
-            decorate = cast(Callable[[F], F], stateful.rule(**drawn))
-            setattr(cls, function.__name__, decorate(plan))
+            cls.spec.hooks.rules.append((function, arguments))
             return function
 
         return add
@@ -265,11 +246,12 @@ class ConversationMachine(RuleBasedStateMachine):
         if max_examples is not None:
             base = _with(base, max_examples=max_examples)
         started = time.perf_counter()
+        plans = conversations(cls.spec, base.stateful_step_count)
         with _event_loop(cls.spec.backend) as play:
-            run = cls._run = _Run(play, shrink_seconds)
+            run = _Run(play, shrink_seconds)
             try:
                 for batch in _batches(base, seconds, started):
-                    _run_state_machine(cls, settings=batch)
+                    _fuzz(run, plans, batch)
             except (Exception, _ShrinkBudgetSpent):
                 if run.failure is None or run.conversation is None:
                     raise  # not the app's doing: an error in the machine's setup
@@ -280,8 +262,6 @@ class ConversationMachine(RuleBasedStateMachine):
                 seconds = time.perf_counter() - started
                 steps = conversation.script.steps
                 return FuzzReport(run.examples, seconds, smallest, repro, steps)
-            finally:
-                cls._run = None
         return FuzzReport(run.examples, time.perf_counter() - started)
 
     @classmethod
@@ -295,6 +275,15 @@ class ConversationMachine(RuleBasedStateMachine):
             cls._test_case_class = test_case
         return test_case
 
+    @classmethod
+    def _state_machine(cls) -> type[ConversationStateMachine]:
+        # Made on first use, after the decorators above added their rules and checks.
+        machine = cls.__dict__.get("_state_machine_class")
+        if machine is None:
+            machine = state_machine(cls.spec, f"{cls.__name__}.StateMachine", DEFAULT_SETTINGS)
+            cls._state_machine_class = machine
+        return machine
+
 
 def _minimize(
     conversation: Conversation, failure: BaseException, play: Play
@@ -303,23 +292,41 @@ def _minimize(
 
     Hypothesis shrinks what is drawn, but a step it cannot delete without renumbering the
     clients after it (an open and its drop) often stays: replaying the plan without each
-    client, then without each step, takes those out. Each try is one conversation.
+    client, then without each step, takes those out. Each try is a conversation or two.
     """
     origin = _origin(failure)
     improved = True
     while improved:
         improved = False
         for steps in _smaller(conversation.steps):
-            candidate = Conversation(
-                conversation.spec, steps, fragment_size=conversation.fragment_size
-            )
-            try:
-                play(candidate.play)
-            except Exception as exc:
-                if _origin(exc) == origin:
-                    failure, conversation, improved = exc, candidate, True
-                    break
+            smaller = _fails_alike(conversation, steps, origin, play)
+            if smaller is not None:
+                conversation, failure = smaller
+                improved = True
+                break
     return failure, conversation
+
+
+# A smaller conversation must fail this many times in a row to replace the one it came
+# from: one that fails only sometimes would print a flaky test.
+_REPLAYS = 2
+
+
+def _fails_alike(
+    conversation: Conversation, steps: list[Step], origin: _Origin, play: Play
+) -> tuple[Conversation, BaseException] | None:
+    """``conversation`` cut down to ``steps`` and its failure, if it fails at ``origin``."""
+    smaller: tuple[Conversation, BaseException] | None = None
+    for _ in range(_REPLAYS):
+        candidate = Conversation(conversation.spec, steps, fragment_size=conversation.fragment_size)
+        try:
+            play(candidate.play)
+        except Exception as exc:
+            if _origin(exc) == origin:
+                smaller = smaller or (candidate, exc)
+                continue
+        return None
+    return smaller
 
 
 def _smaller(steps: Sequence[Step]) -> Iterator[list[Step]]:
@@ -331,86 +338,25 @@ def _smaller(steps: Sequence[Step]) -> Iterator[list[Step]]:
             yield [*steps[:index], *steps[index + 1 :]]
 
 
-def _origin(failure: BaseException) -> tuple[type[BaseException], str, int | None]:
+_Origin = tuple[type[BaseException], str, int | None]
+
+
+def _origin(failure: BaseException) -> _Origin:
     """Where a failure was raised: two failures from one place are one bug."""
     frames = traceback.extract_tb(failure.__traceback__)
     last = frames[-1] if frames else None
     return type(failure), last.filename if last else "", last.lineno if last else None
 
 
-# What an endpoint may close with, drawn without a filter (which would reject half of
-# 1000-4999), shrinking towards 1000; reasons of at most 5 characters fit a close frame.
-_CLOSE_CODES = st.sampled_from([c for c in range(1000, 1015) if is_sendable_close_code(c)]) | (
-    st.integers(3000, 4999)
-)
-_CLOSE_REASONS = strategies.text_messages(max_size=5)
+def _fuzz(run: _Run, plans: st.SearchStrategy[Conversation], batch: settings) -> None:
+    """One Hypothesis run: each example a conversation, played by ``run``."""
 
+    @settings(batch)
+    @given(plans)
+    def converse(conversation: Conversation) -> None:
+        run.converse(conversation)
 
-def _planning_rules(spec: Spec) -> dict[str, Any]:
-    """The rules of a machine for ``spec``, with its strategies built once.
-
-    Strategies are given to the rules rather than drawn inside them (``st.data()``), which
-    costs Hypothesis less per step; only a message for one of several endpoints is drawn
-    late, as it depends on which endpoint the client went to.
-    """
-    clients = ConversationMachine.clients
-    requests = st.one_of([st.tuples(st.just(e), e.requests) for e in spec.endpoints])
-    if len(spec.endpoints) == 1:
-        messages = spec.endpoints[0].messages
-
-        def draw_message(client: Client, message: Any) -> Any:
-            return message
-
-    else:
-        messages = st.data()
-
-        def draw_message(client: Client, message: Any) -> Any:
-            return message.draw(client.endpoint.messages, label="message")
-
-    @precondition(lambda self: self._open < spec.max_clients)
-    @stateful.rule(target=clients, request=requests, worker=st.integers(0, spec.workers - 1))
-    def open(
-        self: ConversationMachine, request: tuple[Endpoint, ConnectRequest], worker: int
-    ) -> Client:
-        self._open += 1
-        client = Client(*request, worker)
-        self._steps.append(Open(client))
-        return client
-
-    @stateful.rule(client=clients, message=messages)
-    def send(self: ConversationMachine, client: Client, message: Any) -> None:
-        self._steps.append(Send(client, draw_message(client, message)))
-
-    @stateful.rule(client=clients)
-    def receive(self: ConversationMachine, client: Client) -> None:
-        self._steps.append(Receive(client))
-
-    @stateful.rule(client=consumes(clients), code=_CLOSE_CODES, reason=_CLOSE_REASONS)
-    def close(self: ConversationMachine, client: Client, code: int, reason: str) -> None:
-        self._open -= 1
-        self._steps.append(Close(client, code, reason))
-
-    rules: dict[str, Any] = {"open": open, "send": send, "receive": receive, "close": close}
-    if spec.wire:
-
-        @stateful.initialize(fragment_size=st.none() | st.integers(1, 64))
-        def split_frames(self: ConversationMachine, fragment_size: int | None) -> None:
-            self._fragment_size = fragment_size
-
-        @stateful.rule(client=clients, payload=st.binary(max_size=125))
-        def ping(self: ConversationMachine, client: Client, payload: bytes) -> None:
-            self._steps.append(Ping(client, payload))
-
-        rules["split_frames"], rules["ping"] = split_frames, ping
-    else:
-
-        @stateful.rule(client=consumes(clients))
-        def drop(self: ConversationMachine, client: Client) -> None:
-            self._open -= 1
-            self._steps.append(Close(client, 1006))
-
-        rules["drop"] = drop
-    return rules
+    converse()
 
 
 def _with(base: settings, **changes: Any) -> settings:
@@ -435,13 +381,13 @@ def fuzz_app(
     workers: int = 1,
     wire: bool = False,
     max_clients: int = 3,
-    timeout: float = 1.0,
+    timeout: float = DEFAULT_TIMEOUT,
     allowed_exceptions: Sequence[type[BaseException]] = DEFAULT_ALLOWED,
     check_at_rest: bool = True,
     reset: Callable[[], None] | None = None,
     backend: str = "asyncio",
 ) -> type[ConversationMachine]:
-    """A state machine fuzzing conversations with ``app``: ``TestChat = fuzz_app(...).TestCase``.
+    """A machine fuzzing conversations with ``app``: ``TestChat = fuzz_app(...).TestCase``.
 
     ``endpoints`` are :class:`Endpoint`\\ s or bare URL patterns. With ``workers=N``, ``app`` is
     a callable ``(broker) -> App`` made N times on one ``MemoryBroker`` per conversation, and
@@ -478,5 +424,4 @@ def fuzz_app(
         hooks=Hooks(),
     )
     name = getattr(app, "__name__", type(app).__name__)
-    namespace = {"spec": spec, **_planning_rules(spec)}
-    return type(f"Fuzz_{name}", (ConversationMachine,), namespace)
+    return type(f"Fuzz_{name}", (ConversationMachine,), {"spec": spec})

@@ -49,7 +49,7 @@ def _render(conversation: Conversation, failure: BaseException) -> str:
         "",
         "import pytest",
         "",
-        *sorted(script.imports),
+        *_grouped(script.imports),
         "",
         "",
         "@pytest.fixture",
@@ -66,6 +66,15 @@ def _render(conversation: Conversation, failure: BaseException) -> str:
         *(f"        {line}" for line in script.after),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _grouped(imports: set[str]) -> list[str]:
+    """``from m import a`` and ``from m import b`` as ``from m import a, b``, sorted."""
+    names: dict[str, list[str]] = {}
+    for line in imports:
+        module, _, name = line.removeprefix("from ").partition(" import ")
+        names.setdefault(module, []).append(name)
+    return [f"from {module} import {', '.join(sorted(names[module]))}" for module in sorted(names)]
 
 
 def _exception_name(script: Script, exception: type[BaseException]) -> str:

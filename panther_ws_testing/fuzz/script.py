@@ -22,31 +22,51 @@ class Script:
         self.after: list[str] = []  # after every client left
         self.steps = 0
         self.imports: set[str] = set()
-        self._last_step_start = 0
+        self._last_step_start = 0  # where the last step's lines begin, with what led to it
+        self._last_lines_start = 0  # and its own lines
+        self._before_step: list[str] = []
+        self._before_check: list[str] = []
+
+    def before_step(self, *lines: str) -> None:
+        """Lines that lead to the next step (``await settle()``), written only if it is."""
+        self._before_step = list(lines)
+
+    def before_check(self, *lines: str) -> None:
+        """Lines written before the next check if it fails, unless a step comes first."""
+        self._before_check = list(lines)
+
+    def skip_step(self) -> None:
+        """The step that was coming did nothing: what led to it goes too."""
+        self._before_step = []
 
     def step(self, *lines: str) -> None:
         """Add one step of the conversation."""
         self.steps += 1
         self._last_step_start = len(self.body)
+        self.body.extend(self._before_step)
+        self._last_lines_start = len(self.body)
         self.body.extend(lines)
+        self._before_step, self._before_check = [], []
 
     def retract(self) -> None:
-        """Take the last step back: it turned out to do nothing."""
+        """Take the last step back: it turned out to do nothing, or is written again."""
         self.steps -= 1
+        self._before_step = self.body[self._last_step_start : self._last_lines_start]
         del self.body[self._last_step_start :]
 
     def expect(self, error: str, *, as_name: str | None = None) -> None:
         """Rewrite the last step as raising ``error`` (a name from panther_ws_testing)."""
-        lines = self.body[self._last_step_start :]
+        lines = self.body[self._last_lines_start :]
         target = f" as {as_name}" if as_name else ""
-        del self.body[self._last_step_start :]
+        del self.body[self._last_lines_start :]
         self.body.append(f"with pytest.raises({error}){target}:")
         self.body.extend(_INDENT + line for line in lines)
         self.needs("panther_ws_testing", error)
 
     def check(self, *lines: str, after: bool = False) -> None:
         """Add the lines of a check that failed (part of the step before it)."""
-        (self.after if after else self.body).extend(lines)
+        (self.after if after else self.body).extend([*self._before_check, *lines])
+        self._before_check = []
 
     def needs(self, module: str, name: str) -> None:
         self.imports.add(f"from {module} import {name}")

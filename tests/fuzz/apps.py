@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import anyio.lowlevel
 import orjson
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from starlette.applications import Starlette
@@ -19,6 +20,7 @@ from starlette.websockets import WebSocket as StarletteWebSocket
 from panther_ws import App, GenericWebsocket, send_message_to_group
 from panther_ws.brokers import Broker
 from panther_ws_testing import WebsocketTestSession
+from panther_ws_testing.fuzz import settle
 
 # -- a crash on one message shape -------------------------------------------------------------
 
@@ -162,6 +164,34 @@ def make_relay(broker: Broker) -> App:
     return App({"ws/relay/": RelayWebsocket}, broker=broker)
 
 
+# -- a message whose handling outlasts the step that sent it ---------------------------------
+
+NOTES: list[str] = []  # what the notes app has saved, as a database would
+
+
+async def notes_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Saves every text as a note (after a round trip); a new client gets the latest note.
+
+    Whether a note is saved before the next client arrives depends on how long the app takes,
+    so the test it is printed as must let the app finish before another client's step
+    (``await settle()``), or it would pass or fail by the scheduler's choice.
+    """
+    if scope["type"] != "websocket":
+        return
+    await receive()
+    await send({"type": "websocket.accept"})
+    if NOTES:
+        await send({"type": "websocket.send", "text": NOTES[len(NOTES)]})  # BUG: off by one
+    while (message := await receive())["type"] != "websocket.disconnect":
+        for _ in range(3):
+            await anyio.lowlevel.checkpoint()  # the database round trip
+        NOTES.append(message.get("text") or "")
+
+
+def forget_notes() -> None:
+    NOTES.clear()
+
+
 # -- correct apps ----------------------------------------------------------------------------
 
 
@@ -247,3 +277,48 @@ async def whisper(session: WebsocketTestSession, word: str) -> None:
     """A user rule, wrong on purpose: it expects an echo in lower case."""
     await session.send(word)
     assert await session.receive() == word.lower()
+
+
+# -- apps for the wire faults ------------------------------------------------------------------
+
+DISCONNECTS: list[int] = []  # the code of every disconnect the recorder saw
+
+
+async def recorder_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Echoes every message, and records the code of the disconnect that ends it."""
+    if scope["type"] != "websocket":
+        return
+    await receive()
+    await send({"type": "websocket.accept"})
+    while (message := await receive())["type"] != "websocket.disconnect":
+        answer = {"type": "websocket.send", "text": message.get("text")}
+        await send({**answer, "bytes": message.get("bytes")})
+    DISCONNECTS.append(message["code"])
+
+
+FLOOD_CHUNK = 64 * 1024
+FLOOD_CHUNKS = 128  # 8 MiB in all: twice what a client's buffer holds
+FLOODED: list[int] = []  # bytes the flood app has sent, one entry per chunk
+
+
+async def flood_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers any message with 8 MiB, as fast as the client lets it."""
+    if scope["type"] != "websocket":
+        return
+    await receive()
+    await send({"type": "websocket.accept"})
+    if (await receive())["type"] == "websocket.disconnect":
+        return
+    for _ in range(FLOOD_CHUNKS):
+        await send({"type": "websocket.send", "bytes": b"x" * FLOOD_CHUNK})
+        FLOODED.append(FLOOD_CHUNK)
+    await receive()
+
+
+async def flooded_so_far(session: WebsocketTestSession) -> None:
+    """A user rule: once the app can go no further, how much has it sent?"""
+    await settle()
+    FLOODED_SEEN.append(sum(FLOODED))
+
+
+FLOODED_SEEN: list[int] = []

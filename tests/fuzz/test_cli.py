@@ -47,6 +47,21 @@ def test_a_time_budget_ends_the_run(capsys: pytest.CaptureFixture[str]) -> None:
     assert 0 < conversations < 1000000
 
 
+@pytest.mark.parametrize(
+    ("target", "error"),
+    [
+        ("examples.chat", "must look like 'package.module:app'"),
+        ("examples.nowhere:app", "cannot import 'examples.nowhere'"),
+        ("examples.chat:nothing", "module 'examples.chat' has no attribute 'nothing'"),
+    ],
+)
+def test_an_app_that_cannot_be_loaded_is_named_with_the_reason(target: str, error: str) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([target, "--path", "/ws/"])
+    assert str(exited.value).startswith("error: ")
+    assert error in str(exited.value)
+
+
 def test_a_query_without_a_value_is_refused() -> None:
     with pytest.raises(SystemExit, match="--query takes NAME=VALUE, got 'name'"):
         main([*CHAT[:3], "--query", "name"])

@@ -239,3 +239,33 @@ async def test_a_refused_tcp_connection_is_an_os_error() -> None:
     with pytest.raises(OSError):
         async with connect(f"ws://127.0.0.1:{port}/"):
             pass
+
+
+async def test_a_list_as_close_reason_before_accept_is_http_403_as_on_uvicorn() -> None:
+    """FastAPI's query-validation rejection: the reason never reaches the wire."""
+
+    async def app(scope: dict[str, object], receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            return
+        await receive()
+        await send({"type": "websocket.close", "code": 1008, "reason": [{"loc": ["token"]}]})
+
+    async with running(app) as server:
+        with pytest.raises(WebsocketRejected) as rejected:
+            async with connect(f"ws://127.0.0.1:{server.port}/"):
+                pass
+    assert rejected.value.status_code == 403
+
+
+async def test_an_app_that_returns_while_open_closes_with_1000() -> None:
+    async def app(scope: dict[str, object], receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "text": "hi"})
+
+    async with running(app) as server, connect(f"ws://127.0.0.1:{server.port}/") as ws:
+        assert await ws.receive() == "hi"
+        with anyio.fail_after(5):
+            assert await ws.wait_closed() == (1000, "")

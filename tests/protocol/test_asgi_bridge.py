@@ -14,6 +14,7 @@ from panther_ws.protocol.asgi import (
     ASGIConnectionBridge,
     ASGIProtocolError,
     ClientDisconnected,
+    Leniency,
 )
 from panther_ws.protocol.events import Accepted, Closed, Message, Rejected, Request
 
@@ -182,3 +183,35 @@ def test_bridge_yields_the_same_events_as_the_core(
         {"type": "websocket.receive", "text" if isinstance(d, str) else "bytes": d}
         for d in client_sends
     ]
+
+
+def test_a_non_str_reason_before_accept_is_tolerated_as_a_bare_403() -> None:
+    client, bridge = _handshake()
+    leniency = bridge.apply_app_message(
+        {"type": "websocket.close", "code": 1008, "reason": [{"loc": ["token"]}]}
+    )
+    assert leniency is Leniency.NON_STR_CLOSE_REASON
+    (rejected,) = _pump(bridge, client)
+    assert isinstance(rejected, Rejected)
+    assert rejected.status_code == 403
+
+
+def test_an_unsendable_code_before_accept_is_tolerated_too() -> None:
+    validator = ASGIAppMessageValidator()
+    leniency = validator.check({"type": "websocket.close", "code": 1005})
+    assert leniency is Leniency.UNSENDABLE_CLOSE_BEFORE_ACCEPT
+    assert validator.finished
+
+
+def test_strict_refuses_what_it_would_tolerate() -> None:
+    with pytest.raises(ASGIProtocolError, match="reason of type list"):
+        ASGIAppMessageValidator(strict=True).check(
+            {"type": "websocket.close", "code": 1008, "reason": ["x"]}
+        )
+
+
+def test_a_non_str_reason_after_accept_is_always_an_error() -> None:
+    validator = ASGIAppMessageValidator()
+    validator.check({"type": "websocket.accept"})
+    with pytest.raises(ASGIProtocolError, match="reason of type list"):
+        validator.check({"type": "websocket.close", "code": 1000, "reason": ["x"]})

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import tracemalloc
+import weakref
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from panther_ws_testing import (
     AppCrashed,
     AppIgnoredCancellation,
     ReceiveTimeout,
+    WebsocketRejected,
     WebsocketTestClient,
 )
 from panther_ws_testing.client import MAX_UNREAD_BYTES
@@ -143,11 +147,14 @@ async def test_a_base_exception_before_accept_fails_only_the_test(
         await receive()
         raise exception()
 
-    async with WebsocketTestClient(app, wire=wire, lifespan=False) as client:
-        with pytest.raises(AppCrashed) as crashed:
+    with pytest.raises(WebsocketRejected) as rejected:
+        async with WebsocketTestClient(app, wire=wire, lifespan=False) as client:
             async with client.connect("/"):
                 pass
-    assert type(crashed.value.__cause__) is exception
+    assert rejected.value.status_code == 500
+    crashed = rejected.value.__cause__
+    assert isinstance(crashed, AppCrashed)
+    assert type(crashed.__cause__) is exception
 
 
 async def test_a_base_exception_is_reported_when_the_session_ends(wire: bool) -> None:
@@ -252,3 +259,21 @@ async def test_the_transcript_keeps_its_head_and_tail_and_says_what_it_dropped(
                 await ws.receive(timeout=0.01)
             dropped = f"{transcript.dropped} in the middle were dropped"
     assert f"the last 20 of 1002 messages; {dropped}" in str(timeout.value)
+
+
+async def test_a_finished_session_is_freed_without_the_cycle_collector(wire: bool) -> None:
+    """No reference cycle: a suite of thousands of connections never waits for gc passes."""
+    from tests.testing.apps import echo_app
+
+    gc.disable()
+    try:
+        async with WebsocketTestClient(echo_app, wire=wire) as client:
+            async with client.connect("/echo") as ws:
+                await ws.send("x")
+                assert await ws.receive() == "x"
+            session = weakref.ref(ws)
+            del ws
+            await anyio.lowlevel.checkpoint()  # the app task's own ending
+            assert session() is None
+    finally:
+        gc.enable()

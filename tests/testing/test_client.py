@@ -177,9 +177,23 @@ async def test_app_exception_keeps_its_type(wire: bool) -> None:
             async with client.connect("/echo") as ws:
                 await ws.send("crash")
                 await ws.receive()
-        with pytest.raises(LookupError, match="crashed before accept"):
+
+
+async def test_an_exception_before_accept_is_http_500_caused_by_it(wire: bool) -> None:
+    with pytest.raises(WebsocketRejected) as rejected:
+        async with WebsocketTestClient(echo_app, wire=wire) as client:
             async with client.connect("/crash-before-accept"):
                 pass
+    assert rejected.value.status_code == 500
+    assert isinstance(rejected.value.__cause__, LookupError)
+
+
+async def test_an_exception_behind_a_caught_rejection_still_fails_on_exit(wire: bool) -> None:
+    with pytest.raises(LookupError, match="crashed before accept"):
+        async with WebsocketTestClient(echo_app, wire=wire) as client:
+            with pytest.raises(WebsocketRejected):
+                async with client.connect("/crash-before-accept"):
+                    pass
 
 
 async def test_app_exception_hidden_looks_like_a_server(wire: bool) -> None:
@@ -246,13 +260,31 @@ async def test_lifespan_startup_failure_is_an_error_in_the_test() -> None:
             pass
 
 
-async def test_lifespan_exception_keeps_its_type() -> None:
+async def test_lifespan_on_keeps_the_exception_as_the_cause() -> None:
+    from panther_ws.hosting.lifespan import LifespanError
+
     async def raising(scope: dict[str, object], receive: object, send: object) -> None:
         await _lifespan_app(scope, receive, send, "raise")
 
-    with pytest.raises(ConnectionError, match="database is down"):
-        async with WebsocketTestClient(raising):
+    with pytest.raises(LifespanError) as error:
+        async with WebsocketTestClient(raising, lifespan="on"):
             pass
+    assert isinstance(error.value.__cause__, ConnectionError)
+    assert str(error.value.__cause__) == "database is down"
+
+
+async def test_lifespan_true_still_means_auto_and_false_off() -> None:
+    scopes: list[object] = []
+
+    async def raising(scope: dict[str, object], receive: object, send: object) -> None:
+        scopes.append(scope["type"])
+        await _lifespan_app(scope, receive, send, "raise")
+
+    async with WebsocketTestClient(raising, lifespan=True):
+        pass  # auto: the raising lifespan is "unsupported"
+    async with WebsocketTestClient(raising, lifespan=False):
+        pass
+    assert scopes == ["lifespan"]
 
 
 async def test_an_app_that_returns_from_lifespan_does_not_support_it() -> None:

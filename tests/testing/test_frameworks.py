@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from fastapi import FastAPI
+from fastapi import WebSocket as FastAPIWebSocket
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from panther_ws_testing import ReceiveTimeout, WebsocketRejected, WebsocketTestClient
+from panther_ws_testing._differences import ServerDifferenceWarning
 
 pytestmark = pytest.mark.anyio
 
@@ -89,3 +92,26 @@ async def test_panther_app(anyio_backend: str) -> None:
         async with client.connect("/ws/echo/") as ws:
             await ws.send("from a panther test")
             assert await ws.receive() == "from a panther test"
+
+
+@pytest.mark.parametrize("wire", [False, True], ids=["direct", "wire"])
+async def test_fastapi_query_validation_rejection_is_a_403_keeping_its_reason(
+    wire: bool,
+) -> None:
+    fastapi_app = FastAPI()
+
+    @fastapi_app.websocket("/items")
+    async def items(websocket: FastAPIWebSocket, token: str) -> None:
+        await websocket.accept()
+        await websocket.send_text(token)
+        await websocket.close()
+
+    async with WebsocketTestClient(fastapi_app, wire=wire) as client:
+        async with client.connect("/items?token=t") as ws:
+            assert await ws.receive() == "t"
+        with pytest.warns(ServerDifferenceWarning), pytest.raises(WebsocketRejected) as rejected:
+            async with client.connect("/items"):
+                pass
+    assert (rejected.value.status_code, rejected.value.code) == (403, 1008)
+    assert isinstance(rejected.value.reason, list)
+    assert rejected.value.reason[0]["loc"] == ["query", "token"]

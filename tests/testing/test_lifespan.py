@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import anyio
 import pytest
 
-from panther_ws.hosting.lifespan import LifespanTimeout
+from panther_ws.hosting.lifespan import LifespanError, LifespanTimeout
 from panther_ws_testing import AppCrashed, AppIgnoredCancellation, WebsocketTestClient
 
 pytestmark = pytest.mark.anyio
@@ -97,3 +98,64 @@ async def test_the_lifespan_state_reaches_connections_as_before() -> None:
 
     async with WebsocketTestClient(app) as client, client.connect("/") as ws:
         assert await ws.receive() == "ready"
+
+
+async def _no_route_for_lifespan(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """A bare Channels ``URLRouter``: a websocket app that raises on any other scope."""
+    if scope["type"] != "websocket":
+        raise ValueError(f"No route found for path {scope.get('path', '')!r}.")
+    await receive()
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.send", "text": "served"})
+    await receive()
+
+
+async def test_auto_serves_an_app_whose_lifespan_raises_as_uvicorn_does(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="panther_ws.lifespan")
+    async with WebsocketTestClient(_no_route_for_lifespan, lifespan="auto") as client:
+        async with client.connect("/") as ws:
+            assert await ws.receive() == "served"
+        assert client.lifespan_state == {}
+    assert "ASGI 'lifespan' protocol appears unsupported" in caplog.text
+
+
+async def test_on_fails_the_test_when_the_lifespan_raises() -> None:
+    with pytest.raises(LifespanError, match="lifespan 'on': the app raised ValueError") as error:
+        async with WebsocketTestClient(_no_route_for_lifespan, lifespan="on"):
+            pass
+    assert isinstance(error.value.__cause__, ValueError)
+
+
+async def test_on_fails_the_test_when_the_lifespan_returns_without_answering() -> None:
+    async def silent(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+
+    with pytest.raises(LifespanError, match=r"returned without answering lifespan\.startup"):
+        async with WebsocketTestClient(silent, lifespan="on"):
+            pass
+
+
+async def test_off_never_calls_the_app_with_a_lifespan_scope() -> None:
+    scopes: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        scopes.append(scope["type"])
+        await _no_route_for_lifespan(scope, receive, send)
+
+    async with WebsocketTestClient(app, lifespan="off") as client:
+        async with client.connect("/") as ws:
+            assert await ws.receive() == "served"
+    assert scopes == ["websocket"]
+
+
+@pytest.mark.parametrize("mode", ["auto", "on"])
+async def test_startup_failed_fails_the_test_in_auto_and_on(mode: str) -> None:
+    async def failing(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "lifespan.startup.failed", "message": "no database"})
+
+    with pytest.raises(LifespanError, match="no database"):
+        async with WebsocketTestClient(failing, lifespan=mode):  # type: ignore[arg-type]
+            pass

@@ -1,0 +1,451 @@
+"""``WebsocketTestSession``: one websocket to the app under test, seen from the client side.
+
+The app runs behind the same :class:`~panther_ws.hosting.host.ConnectionHost` the server
+uses, so it gets what a server gives it (a ``websocket.disconnect`` after it closes or
+rejects, ``ClientDisconnected`` for a send after the client left, HTTP 500 or a 1011/1000
+close when it ends without closing). The session has the surface of the network client
+(:class:`WebsocketSession`), plus fault primitives in wire mode.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Awaitable, Generator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
+
+import anyio
+
+from panther_ws.hosting.host import AppInbox, ConnectionHost, Ending
+from panther_ws.network.client import HeadersArg
+from panther_ws.network.session import (
+    ReceiveTimeout,
+    TypedReceiveMixin,
+    WebsocketClosed,
+    WebsocketRejected,
+)
+from panther_ws.protocol import normalize_headers
+from panther_ws.protocol.asgi import ASGIProtocolError, Leniency, build_scope
+from panther_ws.protocol.events import Accepted, Closed, Event, Message, Request
+from panther_ws.protocol.payloads import as_payload
+from panther_ws_testing._apps import AppTask, AppTasks
+from panther_ws_testing._differences import Behaviour, warn_server_difference
+from panther_ws_testing._exceptions import AppCrashed
+from panther_ws_testing._links import DirectLink, Ends, Link, Rejection, WireLink
+from panther_ws_testing._mailbox import Inbox
+from panther_ws_testing._transcript import Transcript
+
+if TYPE_CHECKING:
+    from panther_ws_testing.client import WebsocketTestClient
+
+_client_ports = itertools.count(50000)
+
+# What the app may send before the test reads, as a socket's buffers would take it: then
+# its send() waits until the test reads. Each message counts 1 KiB more than its length
+# (Inbox.MESSAGE_COST), so this is also at most 4,096 small messages; a message over the
+# bound goes through whole.
+MAX_UNREAD_BYTES = 4 * 1024 * 1024
+
+_DIFFERENCES = {
+    Ending.RETURNED_WHILE_OPEN: Behaviour.RETURNED_WHILE_OPEN,
+    Ending.RAISED_WHILE_OPEN: Behaviour.RAISED_WHILE_OPEN,
+    Leniency.NON_STR_CLOSE_REASON: Behaviour.NON_STR_CLOSE_REASON,
+    Leniency.UNSENDABLE_CLOSE_BEFORE_ACCEPT: Behaviour.UNSENDABLE_CLOSE_BEFORE_ACCEPT,
+}
+
+
+class WebsocketTestSession(TypedReceiveMixin):
+    """One websocket connection to the app under test, seen from the client side."""
+
+    def __init__(
+        self,
+        client: WebsocketTestClient,
+        path: str,
+        *,
+        headers: HeadersArg,
+        query_params: Mapping[str, Any] | None,
+        subprotocols: Sequence[str] | None,
+    ) -> None:
+        self._client = client
+        self._timeout = client.timeout
+        self.accepted = False
+        self.subprotocol: str | None = None
+        self.response_headers: list[tuple[bytes, bytes]] = []
+        self.close_code: int | None = None
+        self.close_reason: str | None = None
+        self.transcript = Transcript()
+        primitives = client._primitives
+        assert primitives is not None
+        self._checkpoint = primitives.checkpoint
+        # What the client receives (core events), and what the app's receive() returns.
+        self._inbox = Inbox(primitives, limit=MAX_UNREAD_BYTES)
+        app_inbox = AppInbox(primitives)
+        ends = Ends(app_inbox, self._inbox, self.transcript)
+        self._app_done = False  # set, with a wake-up of the inbox, when the app returns
+        self._app_task: AppTask | None = None
+        self._app_error: BaseException | None = None
+        self._error_raised = False
+        self._closed_event: Closed | None = None
+
+        path = "/" + path.lstrip("/")
+        path_only, _, query = path.partition("?")
+        query_string = query
+        if query_params:
+            query_string = "&".join(part for part in (query, urlencode(query_params)) if part)
+        header_pairs = [
+            (name.lower(), value)
+            for name, value in normalize_headers(headers or (), call="connect()")
+        ]
+        cookie = client._cookie_header(path)
+        if cookie is not None and all(name != b"cookie" for name, _ in header_pairs):
+            header_pairs.append((b"cookie", cookie))
+        raw_path = quote(path_only, safe="/%:@!$&'()*+,;=-._~")
+        target = raw_path + (f"?{query_string}" if query_string else "")
+        client_addr = ("127.0.0.1", next(_client_ports))
+        server_addr = ("testserver", 80)
+        if client.wire:
+            wire = WireLink(
+                ends,
+                host="testserver",
+                path=target,
+                headers=header_pairs,
+                subprotocols=list(subprotocols or ()),
+                fragment_size=client.fragment_size,
+                max_message_size=client.max_message_size,
+                permessage_deflate=client.permessage_deflate,
+                scope_extras={"client": client_addr, "server": server_addr},
+                strict=client.strict,
+            )
+            self._link: Link = wire
+            scope = wire.scope
+        else:
+            self._link = DirectLink(ends, strict=client.strict)
+            request_headers = [(b"host", b"testserver"), *header_pairs]
+            if subprotocols:
+                request_headers.append(
+                    (b"sec-websocket-protocol", ", ".join(subprotocols).encode())
+                )
+            request = Request(
+                path=raw_path,
+                query_string=query_string.encode("latin-1"),
+                headers=tuple(request_headers),
+                subprotocols=tuple(subprotocols or ()),
+            )
+            scope = build_scope(request, client=client_addr, server=server_addr)
+        self._path = path
+        self._scope = scope
+        self._host = ConnectionHost(
+            self._link,
+            app_inbox,
+            scope,
+            flush=self._after_app_send,
+            report=self._reported,
+            on_leniency=_warn,
+        )
+
+    # -- the app's side ----------------------------------------------------------------------
+
+    def _after_app_send(self) -> Awaitable[None]:
+        """What the host awaits after each app send (a plain function: no frame of its own)."""
+        inbox = self._inbox
+        if inbox.unread <= inbox.limit and not self._link.paused:
+            # A real send yields while the socket drains; so does ours, so an app that
+            # sends in a loop cannot starve the test's timeouts.
+            return self._checkpoint()
+        return self._wait_for_room()
+
+    async def _wait_for_room(self) -> None:
+        # A full socket blocks the server's write until the client reads: so does ours.
+        inbox, link = self._inbox, self._link
+        while (inbox.full() or link.held > inbox.limit) and not link.client_closed:
+            await inbox.wait_for_room()
+
+    def _reported(self, error: BaseException) -> BaseException | None:
+        # Kept before the host's policy runs: the test may see the close or rejection first.
+        assert self._app_task is not None
+        self._app_error = self._app_task.reported(error, self._path)
+        return self._app_error
+
+    async def _run_app(self) -> None:
+        host = self._host
+        try:
+            await host.run(self._client.app)
+        finally:
+            self._app_done = True
+            self._inbox.wake()
+        if host.ending is not None and not isinstance(self._app_error, ASGIProtocolError):
+            _warn(host.ending)  # a violation is the test's failure already, not a difference
+
+    def _cancel_app(self) -> None:
+        """Cancel an app still running after its session ended (rejected, or stuck)."""
+        if not self._app_done and self._app_task is not None:
+            self._app_task.cancel()
+
+    # -- opening -------------------------------------------------------------------------
+
+    async def _open(self, apps: AppTasks) -> None:
+        self._scope["state"] = dict(self._client.lifespan_state)
+        self.transcript.append(("client", {"type": "websocket.connect"}))
+        self._app_task = apps.start(self._run_app(), name=f"app for {self._path!r}")
+        event = await self._next_event(self._timeout, waiting_for="the app to accept")
+        if isinstance(event, Accepted):
+            self.accepted = True
+            self.subprotocol = event.subprotocol
+            self.response_headers = list(event.headers)
+            return
+        assert isinstance(event, Rejection)
+        self.close_code, self.close_reason = event.code, event.reason
+        rejected = WebsocketRejected(
+            status_code=event.status_code,
+            code=event.code,
+            reason=event.reason,
+            headers=event.headers,
+            body=event.body,
+        )
+        error = self._app_error
+        if error is not None and self._must_raise(error):
+            # What a client sees (HTTP 500) now, the app's exception as its cause; the
+            # client raises that exception on exit too, if the test caught the rejection.
+            self._error_raised = True
+            self._client._errors_behind_rejections.append(error)
+            raise rejected from error
+        raise rejected
+
+    # -- waiting -------------------------------------------------------------------------
+
+    async def _next_event(self, timeout: float | None, *, waiting_for: str) -> Event:
+        """The next event for the client; raises the app's error or ReceiveTimeout."""
+        if not self._inbox:
+            # Usually the app answers within one scheduling round: try that before paying
+            # for a timeout scope.
+            await self._checkpoint()
+        if not self._inbox:
+            limit = self._timeout if timeout is None else timeout
+            with anyio.move_on_after(limit if limit is not None else math.inf):
+                while not self._inbox and not self._app_done:
+                    await self._inbox.wait()
+            if not self._inbox:
+                self._raise_app_error()
+                if self._app_done:
+                    # The app is done and the connection is over for the client (it
+                    # closed or dropped it): nothing more can come.
+                    self._inbox.put(Closed(self.close_code or 1006, self.close_reason or ""))
+                    return await self._next_event(timeout, waiting_for=waiting_for)
+                raise ReceiveTimeout(
+                    f"waited {limit} s for {waiting_for} on {self._path!r}, "
+                    f"but nothing arrived. {self._describe()}"
+                )
+        event: Event = self._inbox.peek()
+        if isinstance(event, Closed):
+            self._record_close(event)
+        else:
+            self._inbox.pop()
+        return event
+
+    def _record_close(self, event: Closed) -> None:
+        if self._closed_event is None:
+            self._closed_event = event
+            self.close_code, self.close_reason = event.code, event.reason
+
+    def _describe(self) -> str:
+        transcript = self.transcript
+        if not transcript:
+            return "The app has not received or sent anything."
+        lines = [f"  {who:>6} -> {_short(message)}" for who, message in transcript[-20:]]
+        shown = f"the last {len(lines)} of {len(transcript) + transcript.dropped} messages"
+        if transcript.dropped:
+            shown += f"; {transcript.dropped} in the middle were dropped, the transcript keeps"
+            shown += " the first and the last"
+        description = f"Transcript ({shown}):\n" + "\n".join(lines)
+        if self._app_task is not None and not self._app_done:
+            description += f"\nThe app is {self._app_task.where()}."
+        return description
+
+    def _raise_app_error(self) -> None:
+        error = self._app_error
+        if error is not None and not self._error_raised and self._must_raise(error):
+            self._error_raised = True
+            raise error
+
+    def _must_raise(self, error: BaseException) -> bool:
+        return (
+            self._client.raise_app_exceptions
+            or isinstance(error, ASGIProtocolError | AppCrashed)
+            or not isinstance(error, Exception)
+        )
+
+    # -- the session surface -------------------------------------------------------------
+
+    async def send(self, data: Any) -> None:
+        """Send ``str`` as text, ``bytes`` as binary, anything else as compact JSON text."""
+        self._raise_app_error()
+        if self._closed_event is not None or self._link.client_closed:
+            code = self.close_code if self.close_code is not None else 1000
+            raise WebsocketClosed(code, self.close_reason or "")
+        self._link.client_send(as_payload(data))
+        if len(self.transcript) > Transcript.LIMIT:
+            self.transcript.trim()
+
+    async def receive(self, *, timeout: float | None = None) -> str | bytes:
+        event = await self._next_event(timeout, waiting_for="a message")
+        if isinstance(event, Message):
+            return event.data
+        assert isinstance(event, Closed)
+        self._raise_app_error()
+        raise WebsocketClosed(event.code, event.reason)
+
+    async def ping(self, payload: bytes = b"", *, timeout: float | None = None) -> None:
+        """Send a ping; returns once its pong arrived, as the network client's does.
+
+        Wire mode sends a real ping frame through both cores and returns when the server
+        core's pong reached the client core (in memory, within this call: ``timeout`` is
+        there for the network client's signature). Direct mode has no frames, and ASGI no
+        ping: a server answers pings itself, so it checks that the connection is open (the
+        payload too) and returns. The app sees nothing in either mode, as under uvicorn.
+        Raises ``WebsocketClosed`` if the connection is closed, as no pong can come then.
+        """
+        self._raise_app_error()
+        if not isinstance(payload, bytes | bytearray | memoryview):
+            raise TypeError(f"ping() takes bytes, got {type(payload).__name__}: {payload!r:.60}")
+        await self._checkpoint()  # the round trip: what the app does meanwhile comes first
+        self._raise_app_error()
+        closed = self._closed_error()
+        if closed is None and not self._link.client_ping(bytes(payload)):
+            closed = self._closed_error() or WebsocketClosed(1006)
+        if closed is not None:
+            raise closed
+
+    def _closed_error(self) -> WebsocketClosed | None:
+        """Why the connection is closed (also a close the test has not read yet), or None."""
+        closed = self._closed_event or self._inbox.pending_close()
+        if closed is not None:
+            return WebsocketClosed(closed.code, closed.reason)
+        if self._link.client_closed:
+            return WebsocketClosed(self.close_code or 1000, self.close_reason or "")
+        return None
+
+    async def wait_closed(self, *, timeout: float | None = None) -> tuple[int, str]:
+        """Wait for the app to close the connection; returns its ``(code, reason)``."""
+        while self._closed_event is None:
+            event = await self._next_event(timeout, waiting_for="the app to close")
+            if isinstance(event, Message):
+                continue
+        self._raise_app_error()
+        return self._closed_event.code, self._closed_event.reason
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close from the client side; returns once the app has finished handling it.
+
+        The app learns of the close when it next waits for input, as it would from a
+        close frame on a network: what it sends before that is not an error.
+        """
+        self._client._unclosed.pop(self, None)
+        if self._closed_event is None and not self._link.client_closed:
+            self._link.client_close(code, reason)
+            self._record_close(Closed(code, reason))
+        self._inbox.make_room()  # an app blocked on a send to a test that left goes on
+        await self._wait_for_app()
+
+    async def _wait_for_app(self) -> None:
+        if not self._app_done:
+            await self._checkpoint()  # most apps return at once: skip the scope
+        if not self._app_done:
+            with anyio.move_on_after(self._timeout if self._timeout is not None else math.inf):
+                while not self._app_done:
+                    await self._inbox.wait()
+        if not self._app_done:
+            raise ReceiveTimeout(
+                f"the app was still running {self._timeout} s after the websocket on "
+                f"{self._path!r} closed; its receive() returns websocket.disconnect, so it "
+                f"should return. {self._describe()}"
+            )
+        self._raise_app_error()
+
+    # -- faults (for fuzzing) ------------------------------------------------------------
+
+    async def drop(self) -> None:
+        """End the connection abruptly, with no close frame: the app sees 1006."""
+        self._client._unclosed.pop(self, None)
+        if self._closed_event is None:
+            self._link.drop()
+            self._record_close(Closed(1006, ""))
+        self._inbox.make_room()
+        await self._wait_for_app()
+
+    async def send_raw(self, data: bytes) -> None:
+        """Write ``data`` as the client's socket would (split frames, interleaved pings).
+
+        The bytes skip the client core: build them with ``ClientConnection`` or
+        ``strategies.frames()``. Wire mode only.
+        """
+        self._wire("send_raw").send_raw(bytes(data))
+        await self._checkpoint()
+        self._raise_app_error()
+
+    def pause_reading(self) -> None:
+        """Stop taking the app's data: its sends block once a socket buffer's worth waits."""
+        self._wire("pause_reading").pause_reading()
+
+    def resume_reading(self) -> None:
+        """Take the app's data again (what waited arrives in order)."""
+        self._wire("resume_reading").resume_reading()
+        self._inbox.make_room()
+
+    def _wire(self, call: str) -> WireLink:
+        link = self._link
+        if not isinstance(link, WireLink):
+            raise RuntimeError(
+                f"ws.{call}() works on bytes, which a direct session does not have: "
+                "use WebsocketTestClient(app, wire=True)"
+            )
+        return link
+
+
+def _warn(difference: Ending | Leniency) -> None:
+    behaviour = _DIFFERENCES.get(difference)
+    if behaviour is not None:
+        warn_server_difference(behaviour, stacklevel=3)
+
+
+class _Connecting:
+    """What ``connect()`` returns: ``async with`` opens and closes; ``await`` only opens.
+
+    The app runs as one of the client's :class:`AppTasks` and never raises there (its
+    errors are kept and raised in the test, with their own type): no task group per
+    session, so no ExceptionGroup, and a connect costs little more than starting one task.
+    If the test's own scope is cancelled, the close is cut short and the app is cancelled.
+    """
+
+    __slots__ = ("_apps", "_session")
+
+    def __init__(self, session: WebsocketTestSession, apps: AppTasks) -> None:
+        self._session = session
+        self._apps = apps
+
+    def __await__(self) -> Generator[Any, None, WebsocketTestSession]:
+        return self._open_unmanaged().__await__()
+
+    async def _open_unmanaged(self) -> WebsocketTestSession:
+        session = await self.__aenter__()
+        session._client._unclosed[session] = None
+        return session
+
+    async def __aenter__(self) -> WebsocketTestSession:
+        try:
+            await self._session._open(self._apps)
+        except BaseException:
+            self._session._cancel_app()
+            raise
+        return self._session
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        try:
+            await self._session.close()
+        finally:
+            self._session._cancel_app()
+
+
+def _short(message: Mapping[str, Any]) -> str:
+    text = ", ".join(f"{key}={value!r:.60}" for key, value in message.items())
+    return "{" + text + "}"
