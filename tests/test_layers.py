@@ -66,3 +66,28 @@ def test_imports_point_down_the_layers(path: Path) -> None:
 def test_every_layer_has_its_package() -> None:
     for layer in ("protocol", "hosting", "network"):
         assert (Path(panther_ws.__file__).parent / layer / "__init__.py").is_file()
+
+
+def private_names_imported(path: Path) -> set[str]:
+    """Names with a leading underscore that ``path`` takes from another module.
+
+    A private module (``panther_ws_testing._links``) is private to its package and may be
+    imported inside it; a private *name* is private to its module.
+    """
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module != "__future__":
+            module = node.module.split(".")
+            names.update(
+                f"{node.module}.{alias.name}"
+                for alias in node.names
+                if alias.name.startswith("_")
+                and module[0] in ("panther_ws", "panther_ws_testing")
+                and not (path.parent / f"{alias.name}.py").exists()
+            )
+    return names
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda path: module_name(path))
+def test_no_module_imports_another_modules_private_names(path: Path) -> None:
+    assert private_names_imported(path) == set()
