@@ -19,7 +19,7 @@ from panther_ws import status
 from panther_ws.brokers.base import Broker
 from panther_ws.connections import ConnectionRegistry
 from panther_ws.dispatch import Dispatcher
-from panther_ws.hosting.lifespan import LifespanError, LifespanRunner
+from panther_ws.hosting.lifespan import LifespanRunner
 from panther_ws.hosting.types import ASGIApp, ASGIMessage, Receive, Scope, Send
 from panther_ws.protocol import DEFAULT_MAX_MESSAGE_SIZE
 from panther_ws.routing import Router
@@ -177,13 +177,7 @@ class App:
         runner = LifespanRunner(_lifespan_only(self.fallback), timeout=None)
         if "state" in scope:
             runner.state = scope["state"]
-        try:
-            await runner.startup(task_group)
-        except LifespanError:
-            raise
-        except Exception:
-            logger.debug("the fallback app does not support lifespan", exc_info=True)
-            return None
+        await runner.startup(task_group)
         return runner if runner.supported else None
 
 

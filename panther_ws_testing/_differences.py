@@ -12,9 +12,15 @@ the text here, so a server upgrade that changes its answer fails that test.
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import os
+import sys
+import sysconfig
 import warnings
 from dataclasses import dataclass
+from types import FrameType
+from typing import Any
 
 
 class ServerDifferenceWarning(UserWarning):
@@ -104,6 +110,50 @@ class Behaviour(enum.Enum):
     )
 
 
-def warn_server_difference(behaviour: Behaviour, *, stacklevel: int = 2) -> None:
-    """Warn that the test just relied on an outcome that differs between servers."""
-    warnings.warn(behaviour.value.message, ServerDifferenceWarning, stacklevel=stacklevel + 1)
+# The test's line that opened a session, where its warnings point: file, line, the module's
+# globals (a plain tuple: one is made at every connect).
+CallSite = tuple[str, int, dict[str, Any]]
+
+# Frames skipped on the way out to the test: the harness's own, and the context managers
+# the sync client wraps ``connect()`` in. A frame of the standard library or of an installed
+# package (an event loop, anyio's portal, hypothesis) is no test's: then there is no line.
+_HARNESS = os.path.dirname(__file__) + os.sep
+_CONTEXTLIB = contextlib.__file__
+_NOT_TESTS = tuple(
+    {os.path.join(sysconfig.get_path(name), "") for name in ("stdlib", "purelib", "platlib")}
+)
+
+
+def calling_test() -> CallSite | None:
+    """The first frame outside the harness: the test's line, or None if it is no test's."""
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not (filename.startswith(_HARNESS) or filename == _CONTEXTLIB):
+            if filename.startswith(_NOT_TESTS):
+                return None
+            return filename, frame.f_lineno, frame.f_globals
+        frame = frame.f_back
+    return None
+
+
+def warn_server_difference(behaviour: Behaviour, *, path: str, at: CallSite | None) -> None:
+    """Warn that the test just relied on an outcome that differs between servers.
+
+    The warning is raised in the app's task, which has no frame of the test's: so it is
+    placed at ``at``, the test's line that opened the websocket, or, without one, it names
+    the websocket's ``path``.
+    """
+    message = behaviour.value.message
+    if at is None:
+        warnings.warn(f"{message} (the websocket to {path!r})", ServerDifferenceWarning, 2)
+        return
+    filename, lineno, module_globals = at
+    warnings.warn_explicit(
+        message,
+        ServerDifferenceWarning,
+        filename,
+        lineno,
+        registry=module_globals.setdefault("__warningregistry__", {}),
+        module_globals=module_globals,
+    )

@@ -25,11 +25,13 @@ from panther_ws.hosting.types import ASGIApp, Receive, Scope, Send
 from panther_ws.network.client import HeadersArg
 from panther_ws.protocol import DEFAULT_MAX_MESSAGE_SIZE
 from panther_ws_testing._apps import AppTask, AppTasks
+from panther_ws_testing._differences import calling_test
 from panther_ws_testing.session import (
     MAX_UNREAD_BYTES,
+    Connecting,
+    SessionSetup,
     WebsocketTestSession,
-    _client_ports,
-    _Connecting,
+    client_ports,
 )
 
 __all__ = [
@@ -159,7 +161,8 @@ class WebsocketTestClient:
             if self._lifespan_tasks is not None:
                 tasks, self._lifespan_tasks = self._lifespan_tasks, None
                 await tasks.__aexit__(None, None, None)
-        errors, self._errors_behind_rejections = self._errors_behind_rejections, []
+        errors = self._errors_behind_rejections[:]  # the list is shared with the sessions
+        self._errors_behind_rejections.clear()
         if errors and exc is None:
             raise errors[0]  # the test caught the rejection: the app's bug still fails it
 
@@ -168,7 +171,7 @@ class WebsocketTestClient:
         while self._unclosed:
             session = next(iter(self._unclosed))
             warnings.warn(
-                f"the websocket to {session._path!r} was opened with 'await client.connect()' "
+                f"the websocket to {session.path!r} was opened with 'await client.connect()' "
                 "and never closed; the client closed it (1001) on exit. Call 'await "
                 "ws.close()', or use 'async with client.connect(...) as ws:'",
                 ResourceWarning,
@@ -177,7 +180,7 @@ class WebsocketTestClient:
             try:
                 await session.close(1001)
             finally:
-                session._cancel_app()
+                session.cancel_app()
 
     # -- sessions ------------------------------------------------------------------------
 
@@ -187,7 +190,7 @@ class WebsocketTestClient:
         headers: HeadersArg = None,
         query_params: Mapping[str, Any] | None = None,
         subprotocols: Sequence[str] | None = None,
-    ) -> _Connecting:
+    ) -> Connecting:
         """Open a websocket to ``path``: ``async with client.connect(path) as ws:``.
 
         Entering raises :class:`WebsocketRejected` if the app refuses; leaving closes the
@@ -196,12 +199,32 @@ class WebsocketTestClient:
         (the client closes what is left open on exit, with a ``ResourceWarning``).
         The jar's cookies for ``path`` go in a ``cookie`` header, unless ``headers`` has one.
         """
-        if self._apps is None:
+        if self._apps is None or self._primitives is None:
             raise RuntimeError("use 'async with WebsocketTestClient(app) as client:' first")
-        session = WebsocketTestSession(
-            self, path, headers=headers, query_params=query_params, subprotocols=subprotocols
+        setup = SessionSetup(
+            app=self.app,
+            primitives=self._primitives,
+            timeout=self.timeout,
+            wire=self.wire,
+            fragment_size=self.fragment_size,
+            max_message_size=self.max_message_size,
+            permessage_deflate=self.permessage_deflate,
+            strict=self.strict,
+            raise_app_exceptions=self.raise_app_exceptions,
+            lifespan_state=self.lifespan_state,
+            cookie_header=self._cookie_header,
+            unclosed=self._unclosed,
+            errors_behind_rejections=self._errors_behind_rejections,
         )
-        return _Connecting(session, self._apps)
+        session = WebsocketTestSession(
+            setup,
+            path,
+            headers=headers,
+            query_params=query_params,
+            subprotocols=subprotocols,
+            opened_at=calling_test(),
+        )
+        return Connecting(session, self._apps)
 
     def _cookie_header(self, path: str) -> bytes | None:
         if not self._cookies.jar:
@@ -225,7 +248,7 @@ class WebsocketTestClient:
             transport = httpx.ASGITransport(
                 app=self._http_app,
                 raise_app_exceptions=self.raise_app_exceptions,
-                client=("127.0.0.1", next(_client_ports)),
+                client=("127.0.0.1", next(client_ports)),
             )
             self._http = httpx.AsyncClient(
                 transport=transport,

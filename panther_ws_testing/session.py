@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Awaitable, Generator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import anyio
 
 from panther_ws.hosting.host import AppInbox, ConnectionHost, Ending
+from panther_ws.hosting.primitives import Primitives
+from panther_ws.hosting.types import ASGIApp
 from panther_ws.network.client import HeadersArg
 from panther_ws.network.session import (
     ReceiveTimeout,
@@ -30,16 +33,15 @@ from panther_ws.protocol.asgi import ASGIProtocolError, Leniency, build_scope
 from panther_ws.protocol.events import Accepted, Closed, Event, Message, Request
 from panther_ws.protocol.payloads import as_payload
 from panther_ws_testing._apps import AppTask, AppTasks
-from panther_ws_testing._differences import Behaviour, warn_server_difference
+from panther_ws_testing._differences import Behaviour, CallSite, warn_server_difference
 from panther_ws_testing._exceptions import AppCrashed
 from panther_ws_testing._links import DirectLink, Ends, Link, Rejection, WireLink
 from panther_ws_testing._mailbox import Inbox
 from panther_ws_testing._transcript import Transcript
 
-if TYPE_CHECKING:
-    from panther_ws_testing.client import WebsocketTestClient
-
-_client_ports = itertools.count(50000)
+# The client port of each connection's scope (and of the HTTP client's), as a server would
+# see distinct sockets.
+client_ports = itertools.count(50000)
 
 # What the app may send before the test reads, as a socket's buffers would take it: then
 # its send() waits until the test reads. Each message counts 1 KiB more than its length
@@ -55,28 +57,61 @@ _DIFFERENCES = {
 }
 
 
+@dataclass(slots=True)
+class SessionSetup:
+    """What a session takes from its test client, read when ``connect()`` is called.
+
+    Plain values and the client's shared state, so that the session needs nothing of the
+    client's class (the client imports the session, never the other way round).
+    ``unclosed`` holds the sessions opened with ``await connect()`` until they are
+    closed; ``errors_behind_rejections`` the app's exceptions behind HTTP 500 rejections,
+    which the client raises on exit if the test caught the rejection.
+    """
+
+    app: ASGIApp
+    primitives: Primitives
+    timeout: float | None
+    wire: bool
+    fragment_size: int | None
+    max_message_size: int
+    permessage_deflate: bool
+    strict: bool
+    raise_app_exceptions: bool
+    lifespan_state: dict[str, Any]
+    cookie_header: Callable[[str], bytes | None]
+    unclosed: dict[WebsocketTestSession, None]
+    errors_behind_rejections: list[BaseException]
+
+
 class WebsocketTestSession(TypedReceiveMixin):
-    """One websocket connection to the app under test, seen from the client side."""
+    """One websocket connection to the app under test, seen from the client side.
+
+    ``path`` is the path it was opened on; ``max_message_size`` the client's limit.
+    ``opened_at`` is the test's line that called ``connect()``: the app's task, where the
+    session's ``ServerDifferenceWarning``s are raised, has no frame of the test's.
+    """
 
     def __init__(
         self,
-        client: WebsocketTestClient,
+        setup: SessionSetup,
         path: str,
         *,
         headers: HeadersArg,
         query_params: Mapping[str, Any] | None,
         subprotocols: Sequence[str] | None,
+        opened_at: CallSite | None = None,
     ) -> None:
-        self._client = client
-        self._timeout = client.timeout
+        self._setup = setup
+        self._opened_at = opened_at
+        self._timeout = setup.timeout
+        self.max_message_size = setup.max_message_size
         self.accepted = False
         self.subprotocol: str | None = None
         self.response_headers: list[tuple[bytes, bytes]] = []
         self.close_code: int | None = None
         self.close_reason: str | None = None
         self.transcript = Transcript()
-        primitives = client._primitives
-        assert primitives is not None
+        primitives = setup.primitives
         self._checkpoint = primitives.checkpoint
         # What the client receives (core events), and what the app's receive() returns.
         self._inbox = Inbox(primitives, limit=MAX_UNREAD_BYTES)
@@ -97,30 +132,30 @@ class WebsocketTestSession(TypedReceiveMixin):
             (name.lower(), value)
             for name, value in normalize_headers(headers or (), call="connect()")
         ]
-        cookie = client._cookie_header(path)
+        cookie = setup.cookie_header(path)
         if cookie is not None and all(name != b"cookie" for name, _ in header_pairs):
             header_pairs.append((b"cookie", cookie))
         raw_path = quote(path_only, safe="/%:@!$&'()*+,;=-._~")
         target = raw_path + (f"?{query_string}" if query_string else "")
-        client_addr = ("127.0.0.1", next(_client_ports))
+        client_addr = ("127.0.0.1", next(client_ports))
         server_addr = ("testserver", 80)
-        if client.wire:
+        if setup.wire:
             wire = WireLink(
                 ends,
                 host="testserver",
                 path=target,
                 headers=header_pairs,
                 subprotocols=list(subprotocols or ()),
-                fragment_size=client.fragment_size,
-                max_message_size=client.max_message_size,
-                permessage_deflate=client.permessage_deflate,
+                fragment_size=setup.fragment_size,
+                max_message_size=setup.max_message_size,
+                permessage_deflate=setup.permessage_deflate,
                 scope_extras={"client": client_addr, "server": server_addr},
-                strict=client.strict,
+                strict=setup.strict,
             )
             self._link: Link = wire
             scope = wire.scope
         else:
-            self._link = DirectLink(ends, strict=client.strict)
+            self._link = DirectLink(ends, strict=setup.strict)
             request_headers = [(b"host", b"testserver"), *header_pairs]
             if subprotocols:
                 request_headers.append(
@@ -133,7 +168,7 @@ class WebsocketTestSession(TypedReceiveMixin):
                 subprotocols=tuple(subprotocols or ()),
             )
             scope = build_scope(request, client=client_addr, server=server_addr)
-        self._path = path
+        self.path = path
         self._scope = scope
         self._host = ConnectionHost(
             self._link,
@@ -141,7 +176,7 @@ class WebsocketTestSession(TypedReceiveMixin):
             scope,
             flush=self._after_app_send,
             report=self._reported,
-            on_leniency=_warn,
+            on_leniency=self._warn,
         )
 
     # -- the app's side ----------------------------------------------------------------------
@@ -164,20 +199,30 @@ class WebsocketTestSession(TypedReceiveMixin):
     def _reported(self, error: BaseException) -> BaseException | None:
         # Kept before the host's policy runs: the test may see the close or rejection first.
         assert self._app_task is not None
-        self._app_error = self._app_task.reported(error, self._path)
+        self._app_error = self._app_task.reported(error, self.path)
         return self._app_error
 
     async def _run_app(self) -> None:
         host = self._host
         try:
-            await host.run(self._client.app)
+            await host.run(self._setup.app)
         finally:
             self._app_done = True
             self._inbox.wake()
         if host.ending is not None and not isinstance(self._app_error, ASGIProtocolError):
-            _warn(host.ending)  # a violation is the test's failure already, not a difference
+            self._warn(host.ending)  # a violation is the test's failure already, not a difference
 
-    def _cancel_app(self) -> None:
+    def _warn(self, difference: Ending | Leniency) -> None:
+        behaviour = _DIFFERENCES.get(difference)
+        if behaviour is not None:
+            warn_server_difference(behaviour, path=self.path, at=self._opened_at)
+
+    @property
+    def unread_bytes(self) -> int:
+        """How much of the app's data waits for the test to read it (a socket's buffers)."""
+        return self._inbox.unread + self._link.held
+
+    def cancel_app(self) -> None:
         """Cancel an app still running after its session ended (rejected, or stuck)."""
         if not self._app_done and self._app_task is not None:
             self._app_task.cancel()
@@ -185,9 +230,9 @@ class WebsocketTestSession(TypedReceiveMixin):
     # -- opening -------------------------------------------------------------------------
 
     async def _open(self, apps: AppTasks) -> None:
-        self._scope["state"] = dict(self._client.lifespan_state)
+        self._scope["state"] = dict(self._setup.lifespan_state)
         self.transcript.append(("client", {"type": "websocket.connect"}))
-        self._app_task = apps.start(self._run_app(), name=f"app for {self._path!r}")
+        self._app_task = apps.start(self._run_app(), name=f"app for {self.path!r}")
         event = await self._next_event(self._timeout, waiting_for="the app to accept")
         if isinstance(event, Accepted):
             self.accepted = True
@@ -208,7 +253,7 @@ class WebsocketTestSession(TypedReceiveMixin):
             # What a client sees (HTTP 500) now, the app's exception as its cause; the
             # client raises that exception on exit too, if the test caught the rejection.
             self._error_raised = True
-            self._client._errors_behind_rejections.append(error)
+            self._setup.errors_behind_rejections.append(error)
             raise rejected from error
         raise rejected
 
@@ -233,7 +278,7 @@ class WebsocketTestSession(TypedReceiveMixin):
                     self._inbox.put(Closed(self.close_code or 1006, self.close_reason or ""))
                     return await self._next_event(timeout, waiting_for=waiting_for)
                 raise ReceiveTimeout(
-                    f"waited {limit} s for {waiting_for} on {self._path!r}, "
+                    f"waited {limit} s for {waiting_for} on {self.path!r}, "
                     f"but nothing arrived. {self._describe()}"
                 )
         event: Event = self._inbox.peek()
@@ -270,7 +315,7 @@ class WebsocketTestSession(TypedReceiveMixin):
 
     def _must_raise(self, error: BaseException) -> bool:
         return (
-            self._client.raise_app_exceptions
+            self._setup.raise_app_exceptions
             or isinstance(error, ASGIProtocolError | AppCrashed)
             or not isinstance(error, Exception)
         )
@@ -340,7 +385,7 @@ class WebsocketTestSession(TypedReceiveMixin):
         The app learns of the close when it next waits for input, as it would from a
         close frame on a network: what it sends before that is not an error.
         """
-        self._client._unclosed.pop(self, None)
+        self._setup.unclosed.pop(self, None)
         if self._closed_event is None and not self._link.client_closed:
             self._link.client_close(code, reason)
             self._record_close(Closed(code, reason))
@@ -357,7 +402,7 @@ class WebsocketTestSession(TypedReceiveMixin):
         if not self._app_done:
             raise ReceiveTimeout(
                 f"the app was still running {self._timeout} s after the websocket on "
-                f"{self._path!r} closed; its receive() returns websocket.disconnect, so it "
+                f"{self.path!r} closed; its receive() returns websocket.disconnect, so it "
                 f"should return. {self._describe()}"
             )
         self._raise_app_error()
@@ -366,7 +411,7 @@ class WebsocketTestSession(TypedReceiveMixin):
 
     async def drop(self) -> None:
         """End the connection abruptly, with no close frame: the app sees 1006."""
-        self._client._unclosed.pop(self, None)
+        self._setup.unclosed.pop(self, None)
         if self._closed_event is None:
             self._link.drop()
             self._record_close(Closed(1006, ""))
@@ -402,13 +447,7 @@ class WebsocketTestSession(TypedReceiveMixin):
         return link
 
 
-def _warn(difference: Ending | Leniency) -> None:
-    behaviour = _DIFFERENCES.get(difference)
-    if behaviour is not None:
-        warn_server_difference(behaviour, stacklevel=3)
-
-
-class _Connecting:
+class Connecting:
     """What ``connect()`` returns: ``async with`` opens and closes; ``await`` only opens.
 
     The app runs as one of the client's :class:`AppTasks` and never raises there (its
@@ -428,14 +467,14 @@ class _Connecting:
 
     async def _open_unmanaged(self) -> WebsocketTestSession:
         session = await self.__aenter__()
-        session._client._unclosed[session] = None
+        session._setup.unclosed[session] = None
         return session
 
     async def __aenter__(self) -> WebsocketTestSession:
         try:
             await self._session._open(self._apps)
         except BaseException:
-            self._session._cancel_app()
+            self._session.cancel_app()
             raise
         return self._session
 
@@ -443,7 +482,7 @@ class _Connecting:
         try:
             await self._session.close()
         finally:
-            self._session._cancel_app()
+            self._session.cancel_app()
 
 
 def _short(message: Mapping[str, Any]) -> str:

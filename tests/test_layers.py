@@ -91,3 +91,42 @@ def private_names_imported(path: Path) -> set[str]:
 @pytest.mark.parametrize("path", SOURCES, ids=lambda path: module_name(path))
 def test_no_module_imports_another_modules_private_names(path: Path) -> None:
     assert private_names_imported(path) == set()
+
+
+MODULES = {module_name(path): path for path in SOURCES}
+
+
+def arrows(path: Path) -> set[str]:
+    """The modules of ours that ``path`` imports, a package's re-exports (``__init__``) left out."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                found.add(sub if sub in MODULES else node.module)
+    return {name for name in found if name in MODULES and MODULES[name].name != "__init__.py"}
+
+
+def test_no_import_circles() -> None:
+    graph = {name: arrows(path) for name, path in MODULES.items() if path.name != "__init__.py"}
+    circles: list[list[str]] = []
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(name: str) -> None:
+        state[name] = 1
+        stack.append(name)
+        for target in sorted(graph.get(name, ())):
+            if state.get(target) == 1:
+                circles.append([*stack[stack.index(target) :], target])
+            elif target not in state:
+                visit(target)
+        stack.pop()
+        state[name] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name)
+    assert circles == []

@@ -14,13 +14,15 @@ import itertools
 import logging
 import ssl
 import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import anyio
 import anyio.abc
 from anyio.streams.tls import TLSStream
 
 from panther_ws.hosting.host import AppInbox, ConnectionHost, Ending
+from panther_ws.hosting.primitives import Primitives
 from panther_ws.hosting.types import ASGIApp
 from panther_ws.network.plain_http import HTTPExchange, plain_request
 from panther_ws.network.pump import Keepalive, OrderedWriter
@@ -29,9 +31,6 @@ from panther_ws.protocol import ConnectionState, ProtocolError, ServerConnection
 from panther_ws.protocol.asgi import ASGIConnectionBridge, ClientDisconnected
 from panther_ws.protocol.events import Closed, Event, Message, Ping, Pong, Request
 from panther_ws.protocol.responses import error_response
-
-if TYPE_CHECKING:
-    from panther_ws.network.server import Server
 
 if sys.version_info < (3, 11):
     # anyio's dependency there; mypy runs on 3.11+, where it is not installed
@@ -42,24 +41,68 @@ logger = logging.getLogger("panther_ws.server")
 _SERVICE_UNAVAILABLE = error_response(503, b"Service Unavailable")
 
 
+class ConnectionConfig(Protocol):
+    """The server's settings one socket reads (``ServerConfig`` has them all).
+
+    A protocol rather than the server's class, so that this module needs nothing of the
+    server: the server imports the connection, never the other way round.
+    """
+
+    @property
+    def ssl(self) -> ssl.SSLContext | None: ...
+    @property
+    def handshake_timeout(self) -> float: ...
+    @property
+    def close_timeout(self) -> float: ...
+    @property
+    def read_size(self) -> int: ...
+    @property
+    def max_request_size(self) -> int: ...
+    @property
+    def max_body_size(self) -> int: ...
+    @property
+    def max_connections(self) -> int: ...
+    @property
+    def max_handshakes(self) -> int: ...
+    @property
+    def permessage_deflate(self) -> bool: ...
+    @property
+    def ping_interval(self) -> float | None: ...
+    @property
+    def ping_timeout(self) -> float: ...
+
+
 class SocketConnection:
-    """One socket: handshake, then the app's ASGI session on the core."""
+    """One socket: handshake, then the app's ASGI session on the core.
+
+    ``admit`` is the server's say once the request is complete: False (no connection slot
+    free) answers 503. ``lifespan_state`` is copied into every scope.
+    """
 
     def __init__(
-        self, server: Server, stream: anyio.abc.SocketStream, state: dict[str, Any]
+        self,
+        stream: anyio.abc.SocketStream,
+        *,
+        app: ASGIApp,
+        config: ConnectionConfig,
+        max_message_size: int,
+        primitives: Primitives,
+        lifespan_state: dict[str, Any],
+        admit: Callable[[SocketConnection], bool],
     ) -> None:
-        self.server = server
-        self.config = server.config
-        self.lifespan_state = state
+        self.app = app
+        self.config = config
+        self.lifespan_state = lifespan_state
+        self._admit = admit
         self.core = ServerConnection(
-            max_message_size=server.max_message_size,
+            max_message_size=max_message_size,
             permessage_deflate=self.config.permessage_deflate,
             max_request_size=self.config.max_request_size,
         )
         self._use(stream)
         # The hand-off to the app, on every message: the backend's own events (see
         # panther_ws.hosting.primitives), created when a wait starts.
-        self._inbox = AppInbox(server.primitives)
+        self._inbox = AppInbox(primitives)
         self._closed = anyio.Event()
         self._bridge: ASGIConnectionBridge | None = None
         self._host: ConnectionHost | None = None
@@ -101,7 +144,7 @@ class SocketConnection:
             request = await self._read_request()
             if request is None:
                 return
-            if not self.server.admit(self):
+            if not self._admit(self):
                 logger.warning(
                     "%s - 503: max_connections (%d) reached",
                     _peer(self.client_address),
@@ -265,10 +308,6 @@ class SocketConnection:
             logger.error(
                 "%s - the app returned without accepting or rejecting", _peer(self.client_address)
             )
-
-    @property
-    def app(self) -> ASGIApp:
-        return self.server.app
 
     def _answered(self, accepted: bool) -> None:
         """The app accepted or rejected: the reader may read on, the keepalive start."""

@@ -120,8 +120,6 @@ class Server:
 
     async def _start_lifespan(self, task_group: anyio.abc.TaskGroup) -> LifespanRunner | None:
         """The app's lifespan startup in ``config.lifespan``'s mode; None without one."""
-        if self.config.lifespan == "off":
-            return None
         lifespan = LifespanRunner(self.app, mode=self.config.lifespan)
         await lifespan.startup(task_group)
         return lifespan if lifespan.supported else None
@@ -167,7 +165,15 @@ class Server:
         accepting: anyio.CancelScope,
     ) -> None:
         async def handle(stream: anyio.abc.SocketStream) -> None:
-            connection = SocketConnection(self, stream, state)
+            connection = SocketConnection(
+                stream,
+                app=self.app,
+                config=self.config,
+                max_message_size=self.max_message_size,
+                primitives=self.primitives,
+                lifespan_state=state,
+                admit=self.admit,
+            )
             self._begin_handshake(connection)
             try:
                 await connection.run()

@@ -68,8 +68,8 @@ def assert_bounded_unread(session: WebsocketTestSession) -> None:
     While a client does not read, a server's send must block once its socket buffer is full;
     one that does not lets a slow client make the server hold without limit.
     """
-    unread = session._inbox.unread + session._link.held  # until the session says it itself
-    bound = unread_bound(session._client.max_message_size)
+    unread = session.unread_bytes
+    bound = unread_bound(session.max_message_size)
     if unread > bound:
         raise UnboundedBuffer(
             f"a client that stopped reading holds {unread} bytes of the app's data; the "

@@ -23,9 +23,13 @@ from panther_ws_testing import (
     WebsocketTestClient,
     WebsocketTestSession,
 )
-from panther_ws_testing.fuzz.checks import allowing, assert_app_at_rest, assert_close_code
+from panther_ws_testing.fuzz.checks import (
+    allowing,
+    assert_app_at_rest,
+    assert_bounded_unread,
+    assert_close_code,
+)
 from panther_ws_testing.fuzz.endpoints import ConnectRequest, Endpoint
-from panther_ws_testing.fuzz.faults import check_paused
 from panther_ws_testing.fuzz.script import Script, arguments, call
 from panther_ws_testing.fuzz.settling import DEFAULT_TIMEOUT, settle
 
@@ -351,7 +355,7 @@ class Conversation:
             assert_close_code(path, code, allowed)
 
     def check_invariants(self) -> None:
-        check_paused(self)
+        self._check_paused()
         sessions = [c.session for c in self.planned if c.is_open and c.session is not None]
         for invariant in self.spec.hooks.invariants:
             try:
@@ -360,6 +364,17 @@ class Conversation:
                 names = ", ".join(c.name for c in self.planned if c.is_open)
                 self.script.check(f"{self.script.reference(invariant)}([{names}])")
                 raise
+
+    def _check_paused(self) -> None:
+        """Every client that stopped reading holds at most a bounded amount of the app's data."""
+        for client in self.planned:
+            if client.paused and client.is_open and client.session is not None:
+                try:
+                    assert_bounded_unread(client.session)
+                except BaseException:
+                    check = self.script.reference(assert_bounded_unread)
+                    self.script.check(f"{check}({client.name})")
+                    raise
 
     async def check_at_rest_if_idle(self) -> None:
         """Once no client is open, every app it talked to must have let go of it."""

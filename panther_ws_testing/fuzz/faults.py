@@ -7,13 +7,10 @@ so the printed reproduction does exactly what the machine did, bytes included.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from panther_ws_testing import WebsocketClosed
-from panther_ws_testing.fuzz.checks import assert_bounded_unread
-
-if TYPE_CHECKING:
-    from panther_ws_testing.fuzz.conversation import Client, Conversation
+from panther_ws_testing.fuzz.conversation import Client, Conversation
 
 
 @dataclass(frozen=True)
@@ -78,15 +75,3 @@ class ResumeReading:
         session.resume_reading()
         client.paused = False
         return True
-
-
-def check_paused(conversation: Conversation) -> None:
-    """Every client that stopped reading holds at most a bounded amount of the app's data."""
-    for client in conversation.planned:
-        if client.paused and client.is_open and client.session is not None:
-            try:
-                assert_bounded_unread(client.session)
-            except BaseException:
-                check = conversation.script.reference(assert_bounded_unread)
-                conversation.script.check(f"{check}({client.name})")
-                raise
