@@ -1,14 +1,17 @@
 """Loopback echo against real servers, all driven by the same client, in one run.
 
-    python benchmarks/live.py [SERVER NAME ...]
+    python benchmarks/live.py [--idle N] [SERVER NAME ...]
 
-Servers (each in its own process): ours (``panther-ws serve``), uvicorn ``--ws wsproto`` and
-``--ws websockets-sansio`` with the same ASGI echo app, the websockets library's own server,
-and picows. Client: the websockets library's asyncio client in this process (fast C
-framing, so the server is what is measured). Workloads: 5,000 sequential 32 B round trips;
-200 x 64 KiB; 50 concurrent connections x 200 x 32 B. Reported: round trips/s and the server
-process's CPU time per round trip (utime+stime from /proc), medians of 3 samples of at
-least 1 s each (the workload repeated), and the CPU ratio to the websockets server.
+Servers (each in its own process): ours (``panther-ws serve``, on asyncio and on trio),
+uvicorn ``--ws wsproto`` and ``--ws websockets-sansio`` with the same ASGI echo app, the
+websockets library's own server, and picows. Client: the websockets library's asyncio client
+in this process (fast C framing, so the server is what is measured). Workloads: 5,000
+sequential 32 B round trips; 200 x 64 KiB; 50 concurrent connections x 200 x 32 B.
+Reported: round trips/s and the server process's CPU time per round trip (utime+stime from
+/proc), medians of 3 samples of at least 1 s each (the workload repeated), and the CPU ratio
+to the websockets server. Then memory: a fresh server process, ``N`` (2,000 unless
+``--idle`` says otherwise) connections opened and left idle past their handshake, the growth
+of its resident set (VmRSS) divided by ``N``, and the ratio to the websockets server's.
 """
 
 from __future__ import annotations
@@ -41,6 +44,23 @@ SERVERS = {
         "warning",
         "--max-message-size",
         str(64 * 1024 * 1024),
+        "--max-connections",
+        "100000",
+        "--port",
+    ],
+    "panther-ws serve (trio)": [
+        "-m",
+        "panther_ws",
+        "serve",
+        "benchmarks.servers.echo_asgi:app",
+        "--backend",
+        "trio",
+        "--log-level",
+        "warning",
+        "--max-message-size",
+        str(64 * 1024 * 1024),
+        "--max-connections",
+        "100000",
         "--port",
     ],
     "uvicorn wsproto": [
@@ -70,6 +90,9 @@ SERVERS = {
 REQUIRES = {"picows": "picows"}
 
 
+IDLE_BATCH = 100  # connections opened at once: within every server's accept backlog
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
@@ -93,6 +116,39 @@ WORKLOADS = {
 }
 
 
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+async def idle_growth(port: int, pid: int, count: int) -> float:
+    """KiB of server RSS per connection open and idle past its handshake."""
+    url = f"ws://127.0.0.1:{port}/"
+    async with connect(url, compression=None) as ws:  # warm up: imports, first buffers
+        await ws.send("x")
+        await ws.recv()
+    await asyncio.sleep(0.2)
+    before = rss_kib(pid)
+    opened = []
+    try:
+        while len(opened) < count:
+            batch = min(IDLE_BATCH, count - len(opened))
+            opened += await asyncio.gather(
+                *(connect(url, compression=None, open_timeout=60) for _ in range(batch))
+            )
+        await asyncio.sleep(0.5)
+        return (rss_kib(pid) - before) / count
+    finally:
+        await asyncio.gather(*(ws.close() for ws in opened))
+
+
+def measure_idle(arguments: list[str], count: int) -> float:
+    with server_process(arguments) as (port, pid):
+        return asyncio.run(idle_growth(port, pid, count))
+
+
 def measure(arguments: list[str]) -> list[tuple[float, float]]:
     """Median round trips/s and server CPU µs per round trip, for each workload."""
     cells = []
@@ -114,13 +170,17 @@ def measure(arguments: list[str]) -> list[tuple[float, float]]:
 
 
 def main() -> None:
-    only = sys.argv[1:]  # e.g. python benchmarks/live.py "panther-ws serve" "websockets server"
+    # e.g. python benchmarks/live.py --idle 10000 "panther-ws serve" "websockets server"
+    only, idle = sys.argv[1:], 2000
+    if only[:1] == ["--idle"]:
+        idle, only = int(only[1]), only[2:]
     print(
         f"{'server':<28}"
         + "".join(f"{name + ' rt/s':>20}{'CPU µs/rt':>11}" for name in WORKLOADS)
         + "   CPU x websockets server"
     )
     results: dict[str, list[tuple[float, float]]] = {}
+    memory: dict[str, float] = {}
     for name, arguments in SERVERS.items():
         if only and name not in only:
             continue
@@ -129,6 +189,7 @@ def main() -> None:
             print(f"{name:<28}skipped: {needed} is not installed (pip install {needed})")
             continue
         results[name] = measure(arguments)
+        memory[name] = measure_idle(arguments, idle)
     reference = results.get("websockets server")
     for name, cells in results.items():
         ratios = ""
@@ -139,6 +200,12 @@ def main() -> None:
         print(
             f"{name:<28}" + "".join(f"{rate:>20,.0f}{cpu:>11.0f}" for rate, cpu in cells) + ratios
         )
+
+    print(f"\n{'server':<28}{f'KiB per idle connection ({idle:,})':>36}   x websockets server")
+    reference_memory = memory.get("websockets server")
+    for name, kib in memory.items():
+        ratio = f"   {kib / reference_memory:.2f}x" if reference_memory else ""
+        print(f"{name:<28}{kib:>36.1f}{ratio}")
 
 
 if __name__ == "__main__":

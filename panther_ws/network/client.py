@@ -6,26 +6,29 @@ The session has the same surface as the in-memory test client
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import math
 import os
 import ssl as ssl_module
 from collections import deque
-from collections.abc import AsyncIterator, Generator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
-import orjson
 
-from panther_ws.network.pump import Keepalive, OrderedWriter
+from panther_ws.hosting.primitives import Primitives, current_backend, progress_deadline
+from panther_ws.network.pump import FrameReader, Keepalive, OrderedWriter
 from panther_ws.network.session import (
     ReceiveTimeout,
     TypedReceiveMixin,
     WebsocketClosed,
     WebsocketRejected,
 )
+from panther_ws.network.stream import READ_SIZE, connect_tcp
 from panther_ws.protocol import (
     DEFAULT_MAX_MESSAGE_SIZE,
     Accepted,
@@ -36,10 +39,10 @@ from panther_ws.protocol import (
     HeadersInput,
     Message,
     Pong,
-    ProtocolError,
     Rejected,
     normalize_headers,
 )
+from panther_ws.protocol.payloads import as_payload
 
 # What connect() and the test client take as headers: anything the core takes, or None.
 HeadersArg = HeadersInput | None
@@ -75,7 +78,9 @@ class ClientSession(TypedReceiveMixin):
         self._timeout = timeout
         self._close_timeout = close_timeout
         self._inbox: deque[Message | Closed] = deque()
-        self._inbox_ready = anyio.Event()
+        # The hand-off to the user, on every message: the backend's own events.
+        self._new_event = Primitives().event
+        self._inbox_ready = self._new_event()
         self._closed_event: Closed | None = None
         self._closed = anyio.Event()
         self._writer = OrderedWriter(core, stream)
@@ -83,11 +88,25 @@ class ClientSession(TypedReceiveMixin):
         self._pings: deque[tuple[bytes, anyio.Event]] = deque()  # awaiting their pong
         self._receiver_waiting = False
         self._closing = False
-        self._moved = anyio.Event()
+        self._moved = self._new_event()
         self._reads_on_demand = True  # until a background reader takes over
+        self._stream_closed = False
+        self._deadline: _ReceiveDeadline | None = None  # the background reader's receives
         # Frames that came with the 101 wait in the core, parsed by the first read: so a
         # message before a protocol error is answered first, as every later one is.
-        self._parse_pending = True
+        self._reader = FrameReader(
+            core,
+            self._writer,
+            self._keepalive,
+            # Large reads: a 64 KiB message and its header come in one, which the core
+            # parses whole on its fast path (our stream reads into the loop's one buffer;
+            # trio's allocates each read but keeps reusing the same heap memory).
+            functools.partial(stream.receive, READ_SIZE),
+            deliver=self._on_event,
+            consumer_waits=self._user_waits,
+            wait_for_consumer=self._wait_until_the_user_is_ready,
+            parse_first=True,
+        )
 
     @property
     def close_code(self) -> int | None:
@@ -99,55 +118,47 @@ class ClientSession(TypedReceiveMixin):
 
     # -- reading -------------------------------------------------------------------------
 
+    def _start_reading(self, task_group: anyio.abc.TaskGroup) -> None:
+        """From now on a background task reads (``async with connect(...)``)."""
+        self._reads_on_demand = False
+        self._deadline = _ReceiveDeadline(self._time_out, task_group)
+        self._reader.take_bytes_from(self._stream)
+        task_group.start_soon(self._read)
+
+    @property
+    def _deadline_task_started(self) -> bool:
+        return self._deadline is not None and self._deadline.task_started
+
+    def _stop_reading(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+
     async def _read(self) -> None:
         """The background reader of ``async with connect(...)``."""
-        while self._closed_event is None:
-            await self._read_once()
+        await self._reader.run()
+        self._stream_ended()
 
     async def _read_once(self) -> None:
-        """Read what arrived and handle its events; at the end of the stream, report it."""
-        if self._parse_pending:  # frames already received (with the 101, or left unparsed)
-            self._parse_pending = False
-            await self._process_events()
-            return
-        try:
-            data: bytes | None = await self._stream.receive(65536)
-        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
-            data = None
-        except OSError:
-            data = None
-        try:
-            self._core.receive_data(data)
-        except ProtocolError:
-            data = None
-        else:
-            await self._process_events()
-        if data is None and self._closed_event is None:
+        """Read on demand: what arrived, or what waits in the core, and handle its events."""
+        if not await self._reader.step():
+            self._stream_ended()
+
+    def _stream_ended(self) -> None:
+        if self._closed_event is None:
             self._on_event(Closed(self._core.close_code or 1006, self._core.close_reason or ""))
 
-    async def _process_events(self) -> None:
-        for event in self._core.events():
-            if isinstance(event, Closed):
-                await self._flush()  # our close frame leaves before anyone hears of it
-            self._on_event(event)
-            if isinstance(event, Message) and self._core.has_pending_input:
-                if self._reads_on_demand:
-                    # The user answers this before the next frame is parsed: when it next
-                    # waits, _read_once() parses on from here without reading.
-                    self._parse_pending = True
-                    break
-                await self._wait_until_the_user_is_ready()
-        await self._flush()
+    def _user_waits(self) -> bool:
+        return self._receiver_waiting and not self._inbox and not self._closing
 
     async def _wait_until_the_user_is_ready(self) -> None:
         """Parse the next frame only once the user has taken this message and waits again.
 
         So messages the peer sent before a protocol error are answered before we fail the
         connection, and a slow consumer slows the peer rather than growing a queue.
-        ``close()`` releases the wait. (Reading on demand, the user's own wait parses on.)
+        ``close()`` releases the wait. (Reading on demand, the user is the one waiting.)
         """
-        while not self._closing and (self._inbox or not self._receiver_waiting):
-            self._moved = anyio.Event()
+        while not self._reads_on_demand and not self._closing and not self._user_waits():
+            self._moved = self._new_event()
             await self._moved.wait()
 
     def _on_event(self, event: Event) -> None:
@@ -160,8 +171,13 @@ class ClientSession(TypedReceiveMixin):
             for _, answered in self._pings:
                 answered.set()  # no pong can come now: ping() sees the close
         elif isinstance(event, Pong):
-            self._keepalive.pong_received()
             self._answer_pings(event.payload)
+        else:
+            return  # a ping: the core has queued its pong
+        self._inbox_ready.set()
+
+    def _time_out(self) -> None:
+        """The waiting receive's deadline has passed: wake it (it finds the inbox empty)."""
         self._inbox_ready.set()
 
     def _answer_pings(self, payload: bytes) -> None:
@@ -183,12 +199,6 @@ class ClientSession(TypedReceiveMixin):
             else:
                 await event.wait()
 
-    async def _flush(self) -> None:
-        try:
-            await self._writer.flush()
-        except anyio.BrokenResourceError:
-            pass  # the peer is gone; the reader reports the close
-
     async def _keep_alive(self, interval: float, timeout: float) -> None:
         if await self._keepalive.run(interval, timeout):
             await self._stream.aclose()
@@ -196,37 +206,51 @@ class ClientSession(TypedReceiveMixin):
     # -- the session surface -------------------------------------------------------------
 
     async def send(self, data: Any) -> None:
-        """Send ``str`` as text, ``bytes`` as binary, anything else as compact JSON text."""
+        """Send ``str`` as text, bytes-like as binary, anything else as compact JSON text."""
         self._require_open()
-        if not isinstance(data, str | bytes):
-            data = orjson.dumps(data).decode()
-        self._core.send(data)
-        await self._flush()
+        self._core.send(as_payload(data))
+        await self._writer.flush_quietly()  # a peer that is gone: the reader reports it
 
     def _require_open(self) -> None:
         if self._core.state is not ConnectionState.OPEN:
             raise WebsocketClosed(self.close_code or 1006, self.close_reason or "")
 
     async def _next(self, timeout: float | None, waiting_for: str) -> Message | Closed:
-        limit = self._timeout if timeout is None else timeout
-        with anyio.move_on_after(math.inf if limit is None else limit):
-            while not self._inbox:
-                if self._reads_on_demand:
-                    await self._read_once()
-                    continue
+        inbox = self._inbox
+        if not inbox:
+            limit = self._timeout if timeout is None else timeout
+            if self._deadline is None:  # reading on demand
+                with anyio.move_on_after(math.inf if limit is None else limit):
+                    while not inbox:
+                        await self._read_once()
+            else:
+                await self._wait_for_a_message(self._deadline, limit)
+            if not inbox:
+                raise ReceiveTimeout(f"waited {limit} s for {waiting_for} from {self.url}")
+        event = inbox[0]
+        if isinstance(event, Message):
+            inbox.popleft()
+        return event
+
+    async def _wait_for_a_message(self, deadline: _ReceiveDeadline, limit: float | None) -> None:
+        if self._receiver_waiting:
+            # One hand-off and one deadline per session: a second waiter would take both.
+            raise RuntimeError(
+                "another task is already waiting in receive() or wait_closed() on this "
+                "connection; receive from one task at a time"
+            )
+        deadline.start(limit)
+        try:
+            while not self._inbox and not deadline.passed:
                 self._receiver_waiting = True
                 self._moved.set()
-                self._inbox_ready = anyio.Event()
+                self._inbox_ready = self._new_event()
                 try:
                     await self._inbox_ready.wait()
                 finally:
                     self._receiver_waiting = False
-        if not self._inbox:
-            raise ReceiveTimeout(f"waited {limit} s for {waiting_for} from {self.url}")
-        event = self._inbox[0]
-        if isinstance(event, Message):
-            self._inbox.popleft()
-        return event
+        finally:
+            deadline.stop()
 
     async def receive(self, *, timeout: float | None = None) -> str | bytes:
         event = await self._next(timeout, "a message")
@@ -251,12 +275,19 @@ class ClientSession(TypedReceiveMixin):
         self._moved.set()
         if self._core.state is ConnectionState.OPEN:
             self._core.close(code, reason)
-            await self._flush()
-        with anyio.move_on_after(self._close_timeout):
-            await self._wait_for(self._closed)
+            await self._writer.flush_quietly()
+        if not self._closed.is_set():
+            async with progress_deadline(self._close_timeout):
+                await self._wait_for(self._closed)
         if self._reads_on_demand:
             with anyio.CancelScope(shield=True):
                 await self._stream.aclose()
+
+    async def _finish(self) -> None:
+        """Leaving ``async with``: close, then close the socket (which ends the reader)."""
+        await self.close()
+        await self._stream.aclose()
+        self._stream_closed = True
 
     async def ping(self, payload: bytes = b"", *, timeout: float | None = None) -> None:
         """Send a ping and return when its pong has arrived.
@@ -270,7 +301,7 @@ class ClientSession(TypedReceiveMixin):
         entry = (bytes(payload), answered)
         self._core.ping(entry[0])
         self._pings.append(entry)
-        await self._flush()
+        await self._writer.flush_quietly()
         limit = self._timeout if timeout is None else timeout
         with anyio.move_on_after(math.inf if limit is None else limit):
             await self._wait_for(answered)
@@ -281,6 +312,78 @@ class ClientSession(TypedReceiveMixin):
             raise ReceiveTimeout(
                 f"no pong for ping {payload!r:.60} within {limit} s from {self.url}"
             )
+
+
+class _ReceiveDeadline:
+    """The timeout of the background reader's receives: one timer per session, not per call.
+
+    A cancel scope per ``receive()`` is most of what a small message costs the client
+    (anyio's ``move_on_after`` is ~20 us on asyncio). Here a receive only notes its deadline;
+    one timer, armed at the earliest deadline that may be pending and re-armed when it
+    fires, wakes the receive whose deadline has really passed. A stream of messages that
+    each come well within the timeout costs one wake-up per ``timeout`` seconds. On asyncio
+    the timer is the loop's own (``call_at``); elsewhere a task of the session's.
+    """
+
+    def __init__(self, expire: Callable[[], None], task_group: anyio.abc.TaskGroup) -> None:
+        self._expire = expire
+        self._task_group = task_group
+        self._until = math.inf  # the waiting receive's deadline; inf: none waits
+        self._armed = math.inf  # when the timer fires
+        self.passed = False
+        self._scope: anyio.CancelScope | None = None  # the timer task's sleep, off asyncio
+        self.task_started = False
+        self._handle: asyncio.TimerHandle | None = None
+        self._loop = asyncio.get_running_loop() if current_backend() == "asyncio" else None
+        self._clock = self._loop.time if self._loop is not None else anyio.current_time
+
+    def start(self, limit: float | None) -> None:
+        """A receive starts waiting, for up to ``limit`` seconds (None: for ever)."""
+        self.passed = False
+        if limit is None:
+            return
+        self._until = until = self._clock() + limit
+        if until < self._armed:
+            self._arm(until)
+
+    def stop(self) -> None:
+        self._until = math.inf  # the timer, when it fires, finds nothing to do
+
+    def cancel(self) -> None:
+        """The session is over: no timer may keep it alive (the task ends with its group)."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _arm(self, when: float) -> None:
+        self._armed = when
+        if self._loop is not None:
+            if self._handle is not None:
+                self._handle.cancel()
+            self._handle = self._loop.call_at(when, self._fire)
+        elif not self.task_started:
+            self.task_started = True
+            self._task_group.start_soon(self._run_timer)
+        elif self._scope is not None:
+            self._scope.deadline = when
+
+    def _fire(self) -> None:
+        """The timer went off: expire the waiting receive if its time is up, else re-arm."""
+        self._handle, self._armed = None, math.inf
+        if self._until == math.inf:
+            return
+        if self._clock() >= self._until:
+            self._until = math.inf
+            self.passed = True
+            self._expire()
+        else:
+            self._arm(self._until)
+
+    async def _run_timer(self) -> None:
+        while True:
+            with anyio.CancelScope(deadline=self._armed) as self._scope:
+                await anyio.sleep_forever()
+            self._fire()
 
 
 def connect(
@@ -373,49 +476,47 @@ class Connecting:
     async def _open(self) -> ClientSession:
         """Connect and complete the handshake; the session reads on demand."""
         host, port = self._address
+        stream: anyio.abc.ByteStream | None = None
         try:
-            with anyio.fail_after(self._open_timeout):
-                stream: anyio.abc.ByteStream
-                if self._ssl is not None:
-                    stream = await anyio.connect_tcp(
-                        host, port, ssl_context=self._ssl, tls_standard_compatible=False
-                    )
-                else:
-                    stream = await anyio.connect_tcp(host, port)
-        except TimeoutError as exc:
-            raise TimeoutError(
-                f"cannot connect to {self._url}: no connection within {self._open_timeout} s"
-            ) from exc
-        except (OSError, anyio.BrokenResourceError) as exc:
-            raise _unreachable(self._url, exc) from exc
-        try:
-            with anyio.fail_after(self._open_timeout):
+            async with progress_deadline(self._open_timeout):  # one deadline for both steps
+                try:
+                    stream = await connect_tcp(host, port, ssl_context=self._ssl)
+                except (OSError, anyio.BrokenResourceError) as exc:
+                    raise _unreachable(self._url, exc) from exc
                 await stream.send(self._core.data_to_send())
                 accepted = await _read_answer(stream, self._core, self._url)
-            session = ClientSession(
-                stream,
-                self._core,
-                accepted,
-                timeout=self._timeout,
-                close_timeout=self._close_timeout,
-                url=self._url,
-            )
+                return ClientSession(
+                    stream,
+                    self._core,
+                    accepted,
+                    timeout=self._timeout,
+                    close_timeout=self._close_timeout,
+                    url=self._url,
+                )
         except BaseException:
-            with anyio.CancelScope(shield=True):
-                await stream.aclose()
+            if stream is not None:
+                with anyio.CancelScope(shield=True):
+                    await stream.aclose()
             raise
-        return session
+        if stream is None:
+            raise TimeoutError(
+                f"cannot connect to {self._url}: no connection within {self._open_timeout} s"
+            )
+        with anyio.CancelScope(shield=True):
+            await stream.aclose()
+        raise TimeoutError(
+            f"cannot connect to {self._url}: no upgrade answer within {self._open_timeout} s"
+        )
 
     @asynccontextmanager
     async def _running(self) -> AsyncIterator[ClientSession]:
         session = await self._open()
+        # The body's exception is re-raised outside the task group, with its own type rather
+        # than inside an ExceptionGroup (the background tasks never raise).
+        error: BaseException | None = None
         try:
-            # The body's exception is re-raised outside the task group, with its own type
-            # rather than inside an ExceptionGroup (the background tasks never raise).
-            error: BaseException | None = None
             async with anyio.create_task_group() as task_group:
-                session._reads_on_demand = False  # from now on: before the reader starts
-                task_group.start_soon(session._read)
+                session._start_reading(task_group)
                 if self._ping_interval is not None:
                     task_group.start_soon(
                         session._keep_alive, self._ping_interval, self._ping_timeout
@@ -424,14 +525,21 @@ class Connecting:
                     yield session
                 except BaseException as exc:
                     error = exc
-                with anyio.CancelScope(shield=True):
-                    await session.close()
-                task_group.cancel_scope.cancel()
-            if error is not None:
-                raise error
+                if error is None:
+                    await session._finish()
+                else:  # the body may have been cancelled: closing must not be
+                    with anyio.CancelScope(shield=True):
+                        await session._finish()
+                # The closed stream ends the reader; only the other tasks need cancelling.
+                if self._ping_interval is not None or session._deadline_task_started:
+                    task_group.cancel_scope.cancel()
         finally:
-            with anyio.CancelScope(shield=True):
-                await session._stream.aclose()
+            session._stop_reading()
+            if not session._stream_closed:  # the task group failed
+                with anyio.CancelScope(shield=True):
+                    await session._stream.aclose()
+        if error is not None:
+            raise error
 
 
 def _unreachable(url: str, exc: BaseException) -> OSError:
@@ -451,7 +559,7 @@ def _unreachable(url: str, exc: BaseException) -> OSError:
 async def _read_answer(stream: anyio.abc.ByteStream, core: ClientConnection, url: str) -> Accepted:
     while True:
         try:
-            data: bytes | None = await stream.receive(65536)
+            data: bytes | None = await stream.receive(READ_SIZE)
         except anyio.EndOfStream:
             data = None
         core.receive_data(data)

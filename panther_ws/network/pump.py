@@ -1,11 +1,16 @@
-"""What the server and the client both do with a live core and its stream: write and ping."""
+"""What the server and the client both do with a live core and its stream: read, write, ping."""
 
 from __future__ import annotations
+
+import itertools
+from collections.abc import Awaitable, Callable
 
 import anyio
 import anyio.abc
 
-from panther_ws.protocol import Connection, ConnectionState
+from panther_ws.network.stream import AsyncioSocketStream
+from panther_ws.protocol import Connection, ConnectionState, ProtocolError
+from panther_ws.protocol.events import Closed, Event, Message, Pong
 
 _STREAM_GONE = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
@@ -19,6 +24,8 @@ class OrderedWriter:
     app's ``send()`` relies on). No lock: the uncontended path, nearly every send, costs no
     more than the write itself.
     """
+
+    __slots__ = ("_core", "_stream", "_writer_done", "_writing", "failed")
 
     def __init__(self, core: Connection, stream: anyio.abc.ByteStream) -> None:
         self._core = core
@@ -63,18 +70,29 @@ class OrderedWriter:
                 self._writer_done = anyio.Event()
             await self._writer_done.wait()
 
+    async def flush_quietly(self) -> None:
+        """Flush where nobody could act on a vanished peer: the reader sees the end of it."""
+        try:
+            await self.flush()
+        except anyio.BrokenResourceError:
+            pass
+
 
 class Keepalive:
     """Pings the peer every ``interval`` and gives up on it when a pong is ``timeout`` late."""
 
+    __slots__ = ("_core", "_pong", "_writer")
+
     def __init__(self, core: Connection, writer: OrderedWriter) -> None:
         self._core = core
         self._writer = writer
-        self._pong = anyio.Event()
+        # Made by run(): most connections never ping, and an event is ~1 KiB per connection.
+        self._pong: anyio.Event | None = None
 
     def pong_received(self) -> None:
         """Call for every ``Pong`` event the core reports."""
-        self._pong.set()
+        if self._pong is not None:
+            self._pong.set()
 
     async def run(self, interval: float, timeout: float) -> bool:
         """Ping until the connection leaves OPEN; True if the peer stopped answering.
@@ -85,19 +103,168 @@ class Keepalive:
             await anyio.sleep(interval)
             if self._core.state is not ConnectionState.OPEN:
                 return False
-            self._pong = anyio.Event()
+            pong = self._pong = anyio.Event()
             self._core.ping(b"keepalive")
-            await self._flush_quietly()
+            await self._writer.flush_quietly()
             with anyio.move_on_after(timeout):
-                await self._pong.wait()
-            if not self._pong.is_set() and self._core.state is ConnectionState.OPEN:
+                await pong.wait()
+            if not pong.is_set() and self._core.state is ConnectionState.OPEN:
                 self._core.close(1011, "keepalive ping timeout")
-                await self._flush_quietly()
+                await self._writer.flush_quietly()
                 return True
         return False
 
-    async def _flush_quietly(self) -> None:
-        try:
-            await self._writer.flush()
-        except anyio.BrokenResourceError:
-            pass  # the reader sees the end of the stream and reports the close
+
+_STREAM_ENDED = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+
+
+class FrameReader:
+    """The one read loop of a live core, the server's and the client's: bytes in, events out.
+
+    Events go to ``deliver`` in order; a pong also to the keepalive, and before a close is
+    delivered our own close frame is written (so a consumer that returns at once cannot cut
+    it off). Backpressure: after a message, the next frame is parsed only once
+    ``wait_for_consumer()`` returns (the consumer took it and waits again), so a slow
+    consumer slows the peer instead of growing a queue, and a message that precedes a
+    protocol error is answered before the connection fails.
+
+    :meth:`run` is the loop of a reader task; :meth:`step` is one turn of it, for a
+    consumer that reads itself when it waits (then ``wait_for_consumer`` returns at once).
+    :meth:`take_in_now` is the asyncio stream's consumer (see
+    :attr:`panther_ws.network.stream.AsyncioSocketStream.consumer`): a message reaches a
+    consumer that already waits straight from the transport's callback, one pass of the
+    event loop earlier than through the reader task.
+    """
+
+    __slots__ = (
+        "_behind",
+        "_consumer_waits",
+        "_core",
+        "_deliver",
+        "_handed_over",
+        "_idle",
+        "_interrupt",
+        "_keepalive",
+        "_parse_first",
+        "_receive",
+        "_wait_for_consumer",
+        "_writer",
+    )
+
+    def __init__(
+        self,
+        core: Connection,
+        writer: OrderedWriter,
+        keepalive: Keepalive,
+        receive: Callable[[], Awaitable[bytes]],
+        *,
+        deliver: Callable[[Event], None],
+        consumer_waits: Callable[[], bool],
+        wait_for_consumer: Callable[[], Awaitable[None]],
+        parse_first: bool = False,
+    ) -> None:
+        self._core = core
+        self._writer = writer
+        self._keepalive = keepalive
+        self._receive = receive
+        self._deliver = deliver
+        self._consumer_waits = consumer_waits
+        self._wait_for_consumer = wait_for_consumer
+        # Events that may wait in the core before anything is read: frames that came with
+        # the client's 101, parsed at once; the rest of a read after a message, parsed once
+        # the consumer is ready for more.
+        self._parse_first = parse_first
+        self._behind = False
+        self._idle = False  # waiting in receive(): take_in_now() may parse meanwhile
+        self._handed_over: Event | None = None  # what take_in_now() took out, for step()
+        self._interrupt: Callable[[], None] | None = None
+
+    async def run(self) -> None:
+        """Read and deliver until the core is closed or the stream ends."""
+        while self._core.state is not ConnectionState.CLOSED and await self.step():
+            pass
+
+    async def step(self) -> bool:
+        """Deliver what waits in the core, else read once and deliver what came.
+
+        False once the stream has ended (or brought bytes the core refuses); by then the
+        core has reported its close (1006 if the peer just left) to ``deliver``.
+        """
+        data: bytes | None = b""
+        if self._parse_first:
+            self._parse_first = False
+        elif not self._behind:
+            self._idle = True
+            try:
+                data = await self._receive()
+            except _STREAM_ENDED:
+                data = None
+            finally:
+                self._idle = False
+            if data != b"":  # b"": take_in_now() took bytes and left their handling to us
+                try:
+                    self._core.receive_data(data)
+                except ProtocolError:
+                    return False
+        if self._behind:  # the consumer has a message and more input waits: it comes first
+            self._behind = False
+            await self._wait_for_consumer()
+        await self._handle_events()
+        return data is not None
+
+    async def _handle_events(self) -> None:
+        core = self._core
+        handed_over, self._handed_over = self._handed_over, None
+        events = core.events()
+        if handed_over is not None:
+            events = itertools.chain((handed_over,), events)
+        for event in events:
+            if isinstance(event, Pong):
+                self._keepalive.pong_received()
+            elif isinstance(event, Closed):
+                await self._writer.flush_quietly()
+            self._deliver(event)
+            if isinstance(event, Message) and core.has_pending_input:
+                self._behind = True
+                break
+        await self._writer.flush_quietly()
+
+    def take_bytes_from(self, stream: anyio.abc.ByteStream) -> None:
+        """On asyncio's stream, parse in the transport's callback (:meth:`take_in_now`).
+
+        Elsewhere (trio, TLS) nothing changes: the reader task reads.
+        """
+        if isinstance(stream, AsyncioSocketStream):
+            self._interrupt = stream.interrupt_receive
+            stream.consumer = self.take_in_now
+
+    def take_in_now(self, data: bytes) -> bool:
+        """Parse ``data`` in the transport's callback if the consumer waits for it.
+
+        Only what needs no waiting is done here: a message for a consumer that waits, a pong.
+        Anything else (a close, a ping to answer, a second message the consumer is not ready
+        for) is left to :meth:`step`, woken through the stream, which carries on where this
+        stopped. False (the bytes are not taken) unless the reader waits for bytes.
+        """
+        core = self._core
+        if not (self._idle and self._consumer_waits() and core.state is ConnectionState.OPEN):
+            return False
+        core.receive_data(data)
+        hand_over = False
+        for event in core.events():
+            if isinstance(event, Message):
+                self._deliver(event)
+                hand_over = self._behind = core.has_pending_input
+            elif isinstance(event, Pong):
+                self._keepalive.pong_received()
+                self._deliver(event)
+            else:  # a ping (its pong is queued) or the close
+                self._handed_over = event
+                hand_over = True
+            if hand_over:
+                break
+        if hand_over or core.wants_to_write:
+            self._idle = False
+            assert self._interrupt is not None  # set with the consumer
+            self._interrupt()
+        return True

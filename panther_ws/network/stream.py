@@ -1,4 +1,5 @@
-"""The server's sockets on asyncio: anyio's stream interface at the cost of a bare transport.
+"""Sockets on asyncio, the server's and the client's: anyio's stream interface at the cost
+of a bare transport.
 
 anyio's asyncio ``SocketStream`` resumes and pauses the transport's reading around every
 ``receive()`` (two ``epoll_ctl`` system calls and the selector's bookkeeping per message) and
@@ -9,29 +10,38 @@ bounded), returns buffered bytes without a detour through the event loop, and ma
 wait only while the socket cannot take more (the write buffer limit is 0, as in anyio: a
 send returns once the kernel has the bytes, so a slow reader slows the app that writes).
 
-One more saving is the server's to take: a ``consumer`` may take bytes straight from the
-transport's callback (see :attr:`AsyncioSocketStream.consumer`), so the app sees a message
-one pass of the event loop earlier than through a reader task's ``receive()``.
+One more saving is the reader's to take: a ``consumer`` may take bytes straight from the
+transport's callback (see :attr:`AsyncioSocketStream.consumer`), so the app (or the client's
+user) sees a message one pass of the event loop earlier than through a reader task's
+``receive()``.
 
-:func:`open_listener` returns anyio's listener on trio and wraps it on asyncio, so the
-server has one code path: everything else stays on anyio.
+:func:`open_listener` returns anyio's listener on trio and wraps it on asyncio, and
+:func:`connect_tcp` anyio's stream on trio and ours on asyncio, so the server and the client
+each have one code path: everything else stays on anyio.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
+import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import anyio
 import anyio.abc
+from anyio.streams.tls import TLSStream
 
 from panther_ws.hosting.primitives import current_backend
 
 READ_BUFFER_LIMIT = 256 * 1024
-READ_SIZE = 64 * 1024
+# The loop's one read buffer (below): one per loop, not per socket, so it can be large
+# enough for a 64 KiB message and its header to come in one read, which the core then
+# parses whole on its fast path instead of frame piece by frame piece.
+READ_SIZE = 256 * 1024
+_READ_PAST_LIMIT = 64 * 1024
 
 
 async def open_listener(host: str, port: int) -> anyio.abc.Listener[anyio.abc.SocketStream]:
@@ -40,6 +50,62 @@ async def open_listener(host: str, port: int) -> anyio.abc.Listener[anyio.abc.So
     if current_backend() != "asyncio":
         return listener
     return _AsyncioListener(listener)
+
+
+async def connect_tcp(
+    host: str, port: int, *, ssl_context: ssl.SSLContext | None = None
+) -> anyio.abc.ByteStream:
+    """A TCP connection, :class:`AsyncioSocketStream` on asyncio; TLS on top if asked.
+
+    The client's half of :func:`open_listener`. An address literal connects at once; a name
+    is resolved first and its addresses tried in turn; when all fail, the first error is
+    raised (``ConnectionRefusedError``...), as anyio's ``connect_tcp`` reports it.
+    """
+    stream: anyio.abc.ByteStream
+    if current_backend() != "asyncio":
+        stream = await anyio.connect_tcp(host, port)
+    else:
+        stream = await _asyncio_connect(host, port)
+    if ssl_context is None:
+        return stream
+    try:
+        return await TLSStream.wrap(
+            stream, hostname=host, ssl_context=ssl_context, standard_compatible=False
+        )
+    except BaseException:
+        await anyio.aclose_forcefully(stream)
+        raise
+
+
+async def _asyncio_connect(host: str, port: int) -> AsyncioSocketStream:
+    loop = asyncio.get_running_loop()
+    addresses: list[tuple[int, str]] = [(0, host)]  # a literal: asyncio does not resolve it
+    if not _is_address(host):
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        addresses = [(int(family), str(address[0])) for family, *_, address in infos]
+    errors: list[OSError] = []
+    for family, address in addresses:
+        try:
+            transport, protocol = await loop.create_connection(
+                _Protocol, address, port, family=family
+            )
+        except OSError as exc:
+            errors.append(exc)
+            continue
+        return AsyncioSocketStream(transport, protocol)
+    if not errors:
+        raise OSError(f"{host} has no address")
+    raise errors[0]
+
+
+def _is_address(host: str) -> bool:
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except OSError:
+            continue
+        return True
+    return False
 
 
 class _AsyncioListener(anyio.abc.Listener[anyio.abc.SocketStream]):
@@ -86,18 +152,55 @@ class _AsyncioListener(anyio.abc.Listener[anyio.abc.SocketStream]):
         await self._listener.aclose()
 
 
+_read_buffers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, bytearray] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _loop_read_buffer(loop: asyncio.AbstractEventLoop) -> bytearray:
+    """The one read buffer of every socket of ``loop``.
+
+    One per loop, not per socket: the transport reads into it and :meth:`_Protocol.
+    buffer_updated` copies the bytes out before the loop runs anything else, so sockets
+    never see each other's bytes, and an idle connection costs no buffer at all (a buffer
+    per socket was 64 KiB of the 90 KiB an idle server connection took). Per loop, not per
+    process: loops in other threads read at the same time.
+    """
+    buffer = _read_buffers.get(loop)
+    if buffer is None:
+        buffer = _read_buffers[loop] = bytearray(READ_SIZE)
+    return buffer
+
+
 class _Protocol(asyncio.BufferedProtocol):
     """Buffers what arrives and wakes the one reader; tracks whether writing may go on.
 
-    A buffered protocol, so the transport reads into one reused buffer: a plain protocol
-    gets a fresh 256 KiB ``bytes`` per read, which the allocator maps, shrinks and unmaps
-    (three system calls per message). The buffer is made at the first read: a socket that
-    never sends (a thousand idle ones) costs neither its memory nor the page faults.
+    A buffered protocol, so the transport reads into one reused buffer (the loop's, see
+    :func:`_loop_read_buffer`): a plain protocol gets a fresh 256 KiB ``bytes`` per read,
+    which the allocator maps, shrinks and unmaps (three system calls per message).
     """
 
+    # Slots, and no queue while nothing waits unread: what an idle connection costs counts
+    # a thousand times over (an empty deque alone is 760 bytes).
+    __slots__ = (
+        "buffered",
+        "chunks",
+        "consumer",
+        "drain_waiter",
+        "eof",
+        "error",
+        "interrupted",
+        "lost",
+        "read_buffer",
+        "read_waiter",
+        "reading_paused",
+        "transport",
+        "writing_paused",
+    )
+
     def __init__(self) -> None:
-        self.read_buffer: bytearray | None = None
-        self.chunks: deque[bytes] = deque()
+        self.read_buffer = _loop_read_buffer(asyncio.get_running_loop())
+        self.chunks: deque[bytes] | None = None  # bytes not yet received, oldest first
         self.buffered = 0
         self.eof = False
         self.error: BaseException | None = None
@@ -114,16 +217,20 @@ class _Protocol(asyncio.BufferedProtocol):
         self.transport = transport
         transport.set_write_buffer_limits(0)
 
-    def get_buffer(self, sizehint: int) -> bytearray:
-        if self.read_buffer is None:
-            self.read_buffer = bytearray(READ_SIZE)
-        return self.read_buffer
+    def get_buffer(self, sizehint: int) -> bytearray | memoryview:
+        # Never much past READ_BUFFER_LIMIT unread: at most _READ_PAST_LIMIT beyond it.
+        room = READ_BUFFER_LIMIT - self.buffered
+        if room >= READ_SIZE:
+            return self.read_buffer
+        return memoryview(self.read_buffer)[: max(room, _READ_PAST_LIMIT)]
 
     def buffer_updated(self, nbytes: int) -> None:
-        assert self.read_buffer is not None  # get_buffer() came first
+        # A copy, taken before any other socket reads into the shared buffer.
         data = bytes(memoryview(self.read_buffer)[:nbytes])
         if self.consumer is not None and not self.chunks and self.consumer(data):
             return
+        if self.chunks is None:
+            self.chunks = deque()
         self.chunks.append(data)
         self.buffered += len(data)
         if self.buffered > READ_BUFFER_LIMIT and not self.reading_paused:
@@ -211,10 +318,14 @@ class AsyncioSocketStream(anyio.abc.SocketStream):
                 raise anyio.EndOfStream
             protocol.read_waiter = self._loop.create_future()
             await protocol.read_waiter
-        chunk = protocol.chunks.popleft()
+        chunks = protocol.chunks
+        assert chunks is not None  # the loop above waited for one
+        chunk = chunks.popleft()
         if len(chunk) > max_bytes:
             chunk, rest = chunk[:max_bytes], chunk[max_bytes:]
-            protocol.chunks.appendleft(rest)
+            chunks.appendleft(rest)
+        elif not chunks:
+            protocol.chunks = None
         protocol.buffered -= len(chunk)
         if protocol.reading_paused and protocol.buffered <= READ_BUFFER_LIMIT // 2:
             protocol.reading_paused = False
@@ -243,9 +354,12 @@ class AsyncioSocketStream(anyio.abc.SocketStream):
         # is still buffered, then abort. A peer that stopped reading would otherwise keep
         # the socket open for as long as it likes; the WebSocket close handshake already
         # made sure a peer that still reads has everything that mattered.
+        # With nothing buffered (nearly always: writes go straight to the kernel) there is
+        # no pass to wait for.
         self._transport.close()
         self._protocol._wake_reader()
         self._protocol._wake_writer()
-        await anyio.lowlevel.checkpoint()
         if self._transport.get_write_buffer_size():
-            self._transport.abort()
+            await anyio.lowlevel.checkpoint()
+            if self._transport.get_write_buffer_size():
+                self._transport.abort()

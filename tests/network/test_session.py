@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import socket
+
 import anyio
 import anyio.abc
 import pytest
 
 from panther_ws.client import connect
-from panther_ws.network.session import WebsocketClosed
+from panther_ws.network.session import ReceiveTimeout, WebsocketClosed
 from panther_ws.protocol import ServerConnection
 from panther_ws.protocol.events import Closed, Event, Message, Request
 from tests.network.test_server_and_client import running
@@ -94,6 +96,7 @@ async def test_a_message_that_came_with_the_101_is_answered_before_a_protocol_er
     # Autobahn 3.2's shape: the 101, a text message and a frame with a reserved bit set, in
     # one write. The echo of the message must leave before the client fails with 1002.
     replies: list[Event] = []
+    handled = anyio.Event()
 
     async def handle(stream: anyio.abc.SocketStream) -> None:
         server = ServerConnection(permessage_deflate=False)
@@ -107,6 +110,7 @@ async def test_a_message_that_came_with_the_101_is_answered_before_a_protocol_er
                 server.receive_data(await stream.receive())
                 replies.extend(server.events())
         await stream.aclose()
+        handled.set()
 
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
     port = listener.extra(anyio.abc.SocketAttribute.local_port)
@@ -125,9 +129,58 @@ async def test_a_message_that_came_with_the_101_is_answered_before_a_protocol_er
                 async with connect(url) as ws:
                     await ws.send(await ws.receive())
                     await ws.receive()
+        with anyio.fail_after(10):  # the client's sends need not yield to the server
+            await handled.wait()
         task_group.cancel_scope.cancel()
     assert closed.value.code == 1002
     assert replies[0] == Message("hello")
     last = replies[-1]
     assert isinstance(last, Closed)
     assert last.code == 1002
+
+
+async def test_bytes_like_values_are_sent_as_binary() -> None:
+    async with running() as server, connect(f"ws://127.0.0.1:{server.port}/echo") as ws:
+        await ws.send(bytearray(b"ba"))
+        assert await ws.receive() == b"ba"
+        await ws.send(memoryview(b"mv"))
+        assert await ws.receive() == b"mv"
+        await ws.send([1, "two"])
+        assert await ws.receive() == '[1,"two"]'
+
+
+async def test_receive_timeouts_hold_while_messages_flow_and_a_shorter_one_still_fires() -> None:
+    # One timer per session: a long timeout arms it far ahead; a shorter one must re-arm it.
+    async with running() as server, connect(f"ws://127.0.0.1:{server.port}/echo") as ws:
+        for number in range(50):
+            await ws.send(str(number))
+            assert await ws.receive(timeout=30) == str(number)
+        with anyio.fail_after(5), pytest.raises(ReceiveTimeout, match=r"waited 0\.05 s"):
+            await ws.receive(timeout=0.05)
+        await ws.send("still open")
+        assert await ws.receive(timeout=30) == "still open"
+        with anyio.fail_after(5), pytest.raises(ReceiveTimeout):
+            await ws.receive(timeout=0.05)
+
+
+async def test_a_refused_connection_to_a_name_keeps_its_type_and_names_the_url() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"ws://localhost:{port}/"
+    with pytest.raises(
+        ConnectionRefusedError, match=f"cannot connect to {url}: connection refused"
+    ):
+        await connect(url)
+
+
+async def test_a_second_task_waiting_to_receive_is_told_not_left_hanging() -> None:
+    async with running() as server, connect(f"ws://127.0.0.1:{server.port}/echo") as ws:
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(ws.receive)
+            await anyio.sleep(0.05)  # the first receive waits
+            with pytest.raises(RuntimeError, match="one task at a time"):
+                await ws.receive()
+            await ws.send("for the first")
+        await ws.send("and the next")
+        assert await ws.receive() == "and the next"
