@@ -41,16 +41,25 @@ from wsproto.frame_protocol import (
 from panther_ws.protocol.close_codes import is_sendable_close_code
 
 _FIN_BIT = 0x80
-_MASK_BIT = 0x80
-_MAX_7_BIT_LENGTH = 125
-_MAX_16_BIT_LENGTH = 0xFFFF
+MASK_BIT = 0x80
+MAX_7_BIT_LENGTH = 125
+MAX_16_BIT_LENGTH = 0xFFFF
+# The 7-bit length values that announce a 16-bit and a 64-bit length.
+LENGTH_16 = 126
+LENGTH_64 = 127
 _NO_RSV = RsvBits(False, False, False)
+_HEADER_7 = struct.Struct("!BB")
+_HEADER_16 = struct.Struct("!BBH")
+_HEADER_64 = struct.Struct("!BBQ")
+# The first byte of a whole text or binary frame without RSV bits: the common case.
+FIN_TEXT = int(_FIN_BIT | Opcode.TEXT)
+FIN_BINARY = int(_FIN_BIT | Opcode.BINARY)
 
 
-_ApplyMask = Callable[[bytes | bytearray, bytes], bytes]
+ApplyMask = Callable[[bytes | bytearray | memoryview, bytes | bytearray], bytes]
 
 
-def _c_apply_mask() -> _ApplyMask | None:
+def _c_apply_mask() -> ApplyMask | None:
     try:
         from websockets.speedups import apply_mask
     except ImportError:
@@ -78,7 +87,7 @@ class _CMasker:
 
     __slots__ = ("_apply_mask", "_key")
 
-    def __init__(self, key: bytes | bytearray, c_apply_mask: _ApplyMask) -> None:
+    def __init__(self, key: bytes | bytearray, c_apply_mask: ApplyMask) -> None:
         self._key = bytes(key)
         self._apply_mask = c_apply_mask
 
@@ -127,22 +136,27 @@ class _FrameProtocol(FrameProtocol):
             for extension in reversed(self.extensions):
                 rsv, payload = extension.frame_outbound(self, opcode, rsv, bytes(payload), fin)
             first |= rsv.rsv1 << 6 | rsv.rsv2 << 5 | rsv.rsv3 << 4
-        length = len(payload)
-        mask_bit = _MASK_BIT if self.client else 0
-        # Control frames always take the first branch: Connection bounds their payloads.
-        if length <= _MAX_7_BIT_LENGTH:
-            header = struct.pack("!BB", first, mask_bit | length)
-        elif length <= _MAX_16_BIT_LENGTH:
-            header = struct.pack("!BBH", first, mask_bit | 126, length)
-        else:
-            header = struct.pack("!BBQ", first, mask_bit | 127, length)
-        if not self.client:
-            return header + payload  # type: ignore[return-value]
-        # A fresh key from a strong source for every frame (RFC 6455 5.3), as wsproto does.
-        key = os.urandom(4)
-        masked = (
-            XorMaskerSimple(key).process(bytearray(payload))
-            if apply_mask is None
-            else apply_mask(payload, key)
-        )
-        return header + key + masked  # type: ignore[return-value]
+        return frame_bytes(first, payload, self.client)  # type: ignore[return-value]
+
+
+def frame_bytes(first: int, payload: bytes | bytearray, client: bool) -> bytes:
+    """One frame on the wire: ``first`` is its FIN/RSV/opcode byte; a client masks it."""
+    length = len(payload)
+    mask_bit = MASK_BIT if client else 0
+    # Control frames always take the first branch: Connection bounds their payloads.
+    if length <= MAX_7_BIT_LENGTH:
+        header = _HEADER_7.pack(first, mask_bit | length)
+    elif length <= MAX_16_BIT_LENGTH:
+        header = _HEADER_16.pack(first, mask_bit | LENGTH_16, length)
+    else:
+        header = _HEADER_64.pack(first, mask_bit | LENGTH_64, length)
+    if not client:
+        return header + payload
+    # A fresh key from a strong source for every frame (RFC 6455 5.3), as wsproto does.
+    key = os.urandom(4)
+    masked = (
+        XorMaskerSimple(key).process(bytearray(payload))
+        if apply_mask is None
+        else apply_mask(payload, key)
+    )
+    return header + key + masked

@@ -5,7 +5,8 @@ payload validation); this layer adds what wsproto leaves to its caller: whole me
 size limit, automatic pongs, a completed close handshake, one ``Closed`` event per
 connection, and a single exception type for every misuse. It drives the frame protocol of the
 connection wsproto's handshake built, without wsproto's per-frame event objects, which cost
-more than parsing a small frame.
+more than parsing a small frame; the commonest frames (whole data frames, no extension) are
+parsed and written by fast paths of ours (``_fast``, ``_framing.frame_bytes``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import cast
 from wsproto.connection import Connection as _FrameConnection
 from wsproto.frame_protocol import CloseReason, Frame, FrameProtocol, Opcode, ParseFailed
 
-from panther_ws.protocol._framing import accelerate
+from panther_ws.protocol._fast import take_messages
+from panther_ws.protocol._framing import FIN_BINARY, FIN_TEXT, accelerate, frame_bytes
 from panther_ws.protocol.close_codes import is_sendable_close_code
 from panther_ws.protocol.events import Closed, Event, Message, Ping, Pong
 from panther_ws.protocol.exceptions import ProtocolError
@@ -40,6 +42,9 @@ class ConnectionState(enum.Enum):
 class Connection:
     """Base of :class:`ServerConnection` and :class:`ClientConnection`; not built directly."""
 
+    # False: every frame goes through wsproto (the differential tests' reference behaviour).
+    _fast_path = True
+
     def __init__(self, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
         if max_message_size <= 0:
             raise ValueError(f"max_message_size must be positive, got {max_message_size}")
@@ -55,6 +60,8 @@ class Connection:
         self._fragments_size = 0
         self._closed_reported = False
         self._eof = False
+        self._parse_fast = self._send_fast = False  # set when the connection opens
+        self._masking = False
 
     # -- the byte pump's side -------------------------------------------------------------
 
@@ -77,7 +84,10 @@ class Connection:
         if self._eof:
             raise ProtocolError("receive_data() got bytes after the end of the stream (None)")
         assert self._frames is not None
-        self._frames.receive_bytes(data)
+        if self._parse_fast:  # what receive_bytes comes down to, without two calls per read
+            self._frames._frame_decoder.buffer.feed(data)
+        else:
+            self._frames.receive_bytes(data)
 
     def events(self) -> Iterator[Event]:
         """Yield the events the received bytes produced, in order, each once.
@@ -87,14 +97,24 @@ class Connection:
         message to its app before asking for the next event can answer it before failing
         the connection. Iterate after every ``receive_data()``.
         """
+        events = self._events
         while True:
-            while self._events:
-                yield self._events.popleft()
-            if self._frames is None or self._closed_reported:
+            while events:
+                yield events.popleft()
+            frames = self._frames
+            if frames is None or self._closed_reported:
                 return
+            if self._parse_fast:
+                if not frames._frame_decoder.buffer.buffer:  # nor would wsproto find a frame
+                    if self._eof:
+                        self._end(CloseReason.ABNORMAL_CLOSURE, "")
+                        continue
+                    return
+                if take_messages(frames, events, self.max_message_size):
+                    continue
             # One frame generator per batch of bytes, kept across our yields.
             if self._frame_iterator is None:
-                self._frame_iterator = self._frames.received_frames()
+                self._frame_iterator = frames.received_frames()
             try:
                 for frame in self._frame_iterator:
                     self._on_frame(frame)
@@ -112,14 +132,15 @@ class Connection:
 
     @property
     def has_pending_input(self) -> bool:
-        """Whether received bytes are still waiting to be parsed by ``events()``.
+        """Whether received bytes are still waiting to be parsed, or reported, by ``events()``.
 
         A server that answers each message before parsing the next one (so a valid message
         is answered before a later protocol error fails the connection) only needs to wait
         for its app when this is true.
         """
         frames = self._frames
-        return frames is not None and len(frames._frame_decoder.buffer) > 0
+        # Messages the fast path parsed ahead are input the caller has not seen yet.
+        return frames is not None and (len(frames._frame_decoder.buffer) > 0 or bool(self._events))
 
     @property
     def wants_to_write(self) -> bool:
@@ -144,19 +165,25 @@ class Connection:
         ``fragment_size`` splits the payload over several frames of at most that many
         characters (text) or bytes (binary), as a peer with small buffers would.
         """
+        if fragment_size is None and self._send_fast and self.state is ConnectionState.OPEN:
+            # The hot path: one whole frame, written here; with no extension that is all
+            # wsproto's send_data does, after its type checks and fragment bookkeeping.
+            if type(data) is bytes:
+                self._outgoing.append(frame_bytes(FIN_BINARY, data, self._masking))
+                return
+            if type(data) is str:
+                self._outgoing.append(frame_bytes(FIN_TEXT, data.encode("utf-8"), self._masking))
+                return
         frames = self._require_open("send()")
         if not isinstance(data, str | bytes | bytearray | memoryview):
             raise ProtocolError(
                 f"send() takes str or bytes, got {type(data).__name__}; "
                 "serialize other values first"
             )
+        payload = data if isinstance(data, str) else bytes(data)  # a buffer may be reused
         if fragment_size is None:
-            # The hot path: straight to wsproto's frame serializer, which is what its
-            # Connection.send does after building and dispatching an event object.
-            payload = data if isinstance(data, str) else bytes(data)
             self._outgoing.append(frames.send_data(payload, True))
             return
-        payload = data if isinstance(data, str) else bytes(data)
         if fragment_size <= 0:
             raise ProtocolError(f"send() got fragment_size {fragment_size}; it must be positive")
         step = fragment_size or len(payload) or 1
@@ -206,6 +233,9 @@ class Connection:
         frames: FrameProtocol = connection._proto
         accelerate(frames)
         self._frames = frames
+        # Fast paths of ours for frames no extension touches; wsproto does all the rest.
+        self._parse_fast = self._send_fast = self._fast_path and not frames.extensions
+        self._masking = frames.client
         self.state = ConnectionState.OPEN
         if trailing_data:
             frames.receive_bytes(trailing_data)
