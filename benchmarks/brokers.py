@@ -128,8 +128,7 @@ async def fan_out(make_brokers: Callable[[], list[Broker]]) -> float:
     apps = [App({"ws/member/": Member}, broker=broker) for broker in make_brokers()]
     async with AsyncExitStack() as stack:
         for app in apps:
-            await app.startup()
-            stack.push_async_callback(app.shutdown)
+            await stack.enter_async_context(app.serving())
         drivers = [Driver(apps[index % 3], "/ws/member/") for index in range(FAN_OUT)]
         for driver in drivers:
             await driver.open()
