@@ -1,16 +1,15 @@
 """One socket of the reference server: its handshake, then the app's websocket on the core.
 
 The app is hosted by :class:`~panther_ws.hosting.host.ConnectionHost`, as in the test
-client; this module only moves bytes between the socket and the core, with two things of
-its own: on asyncio it takes a message in the transport's callback when the app waits for
-it (``_take_in_now``), and its reader parses the next message only when the app is back in
-``receive()``, so a slow app slows the peer instead of growing a queue.
+client, and the frames are read by :class:`~panther_ws.network.pump.FrameReader`, as in the
+network client (its backpressure, its parsing in asyncio's transport callback); this module
+adds what only a server has: the handshake, the wait for the app's answer, plain HTTP, the
+connection limits, and the policy on what the app raises.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import ssl
 import sys
@@ -25,11 +24,11 @@ from panther_ws.hosting.host import AppInbox, ConnectionHost, Ending
 from panther_ws.hosting.primitives import Primitives
 from panther_ws.hosting.types import ASGIApp
 from panther_ws.network.plain_http import HTTPExchange, plain_request
-from panther_ws.network.pump import Keepalive, OrderedWriter
+from panther_ws.network.pump import FrameReader, Keepalive, OrderedWriter
 from panther_ws.network.stream import AsyncioSocketStream
 from panther_ws.protocol import ConnectionState, ProtocolError, ServerConnection
 from panther_ws.protocol.asgi import ASGIConnectionBridge, ClientDisconnected
-from panther_ws.protocol.events import Closed, Event, Message, Ping, Pong, Request
+from panther_ws.protocol.events import Closed, Event, Request
 from panther_ws.protocol.responses import error_response
 
 if sys.version_info < (3, 11):
@@ -103,14 +102,16 @@ class SocketConnection:
         # The hand-off to the app, on every message: the backend's own events (see
         # panther_ws.hosting.primitives), created when a wait starts.
         self._inbox = AppInbox(primitives)
-        self._closed = anyio.Event()
+        # The core is closed (or the peer gone); an event only if the close is waited for:
+        # most connections never wait, and an event is ~1 KiB per idle connection.
+        self._closed = False
+        self._closed_event: anyio.Event | None = None
         self._bridge: ASGIConnectionBridge | None = None
         self._host: ConnectionHost | None = None
-        self._reader_idle = False  # the reader waits for bytes: a consumer may take them
-        self._handed_over: Event | None = None  # what the consumer took in, for the reader
-        self._app_behind = False  # the consumer delivered a message and more bytes wait
+        self._reader: FrameReader | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
-        self._handshake_scope = anyio.CancelScope()  # cancelled to drop a silent socket
+        # Cancelled to drop a silent socket; let go once the request is in (~0.6 KiB).
+        self._handshake_scope: anyio.CancelScope | None = anyio.CancelScope()
         self._read_before_answer = 0  # bytes read after the request, before accept or reject
         self._answer_scope: anyio.CancelScope | None = None  # the reader's wait for the answer
         sockname = stream.extra(anyio.abc.SocketAttribute.local_address)
@@ -128,20 +129,22 @@ class SocketConnection:
 
     def drop_handshake(self) -> None:
         """Too many handshakes, or shutdown: close this socket if it is still silent."""
-        self._handshake_scope.cancel()
+        if self._handshake_scope is not None:
+            self._handshake_scope.cancel()
 
     def going_away(self) -> None:
         """Server shutdown: close with 1001 (from a sync context: the reader does the I/O)."""
         if self.core.state is ConnectionState.OPEN:
             self.core.close(1001, "server shutting down")
             if self._task_group is not None:
-                self._task_group.start_soon(self._flush_quietly)
+                self._task_group.start_soon(self._writer.flush_quietly)
         elif self._task_group is not None:
             self._task_group.cancel_scope.cancel()
 
     async def run(self) -> None:
         try:
             request = await self._read_request()
+            self._handshake_scope = None
             if request is None:
                 return
             if not self._admit(self):
@@ -171,8 +174,17 @@ class SocketConnection:
                 report=self._reported,
                 on_answer=self._answered,
             )
-            if isinstance(self.stream, AsyncioSocketStream):
-                self.stream.consumer = self._take_in_now
+            inbox = self._inbox
+            self._reader = FrameReader(
+                self.core,
+                self._writer,
+                self._keepalive,
+                self._receive_bytes,
+                deliver=self._on_event,
+                consumer_waits=inbox.waits_for_more,
+                wait_for_consumer=inbox.wait_until_ready,
+            )
+            self._reader.take_bytes_from(self.stream)
             async with anyio.create_task_group() as task_group:
                 self._task_group = task_group
                 task_group.start_soon(self._read_frames)
@@ -184,6 +196,9 @@ class SocketConnection:
         finally:
             if isinstance(self.stream, AsyncioSocketStream):
                 self.stream.consumer = None
+            # The reader holds our bound methods: without it, a finished connection is
+            # freed at once, not by the cycle collector.
+            self._reader = None
             with anyio.CancelScope(shield=True):
                 await self.stream.aclose()
 
@@ -192,7 +207,9 @@ class SocketConnection:
     async def _read_request(self) -> Request | HTTPExchange | None:
         """The upgrade request, or a plain HTTP one; None if the socket is done with."""
         config = self.config
-        with self._handshake_scope, anyio.move_on_after(config.handshake_timeout):
+        handshake_scope = self._handshake_scope
+        assert handshake_scope is not None
+        with handshake_scope, anyio.move_on_after(config.handshake_timeout):
             if config.ssl is not None and not await self._start_tls(config.ssl):
                 return None
             received: list[bytes] = []  # bounded: the core refuses a head over the limit
@@ -220,7 +237,7 @@ class SocketConnection:
                 for event in self.core.events():
                     if isinstance(event, Request):
                         return event
-        if self._handshake_scope.cancel_called:
+        if handshake_scope.cancel_called:
             logger.info(
                 "%s - dropped before its upgrade request: max_handshakes (%d) reached",
                 _peer(self.client_address),
@@ -340,33 +357,24 @@ class SocketConnection:
         except anyio.BrokenResourceError as exc:
             raise ClientDisconnected("the client has disconnected") from exc
 
-    async def _flush_quietly(self) -> None:
-        """Flush where nobody could act on a vanished client: the reader sees the EOF."""
-        with contextlib.suppress(anyio.BrokenResourceError):
-            await self._writer.flush()
+    async def _receive_bytes(self) -> bytes:
+        if self.core.state is ConnectionState.CONNECTING:
+            return await self._read_before_the_answer()
+        return await self.stream.receive(self.config.read_size)
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, Closed):  # the reader has written our close frame already
+            self._set_closed()
+            self._inbox.disconnect(event.code, event.reason)
+            return
+        message = ASGIConnectionBridge.receive_message_for(event)  # None: a ping or a pong
+        if message is not None:
+            self._inbox.deliver(message)
 
     async def _read_frames(self) -> None:
-        while self.core.state is not ConnectionState.CLOSED:
-            self._reader_idle = True
-            try:
-                data: bytes | None = await (
-                    self._read_before_the_answer()
-                    if self.core.state is ConnectionState.CONNECTING
-                    else self.stream.receive(self.config.read_size)
-                )
-            except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
-                data = None
-            self._reader_idle = False
-            if data != b"":  # b"": bytes the consumer took, whose handling it left to us
-                try:
-                    self.core.receive_data(data)
-                except ProtocolError:
-                    break
-            await self._handle_events()
-            await self._flush_quietly()
-            if data is None:
-                break
-        self._closed.set()
+        assert self._reader is not None
+        await self._reader.run()
+        self._set_closed()
         self._inbox.disconnect(self.core.close_code or 1006)
 
     async def _read_before_the_answer(self) -> bytes:
@@ -387,84 +395,23 @@ class SocketConnection:
             return data
         return b""
 
-    async def _handle_events(self) -> None:
-        assert self._bridge is not None
-        inbox = self._inbox
-        if self._app_behind:
-            self._app_behind = False
-            await inbox.wait_until_ready()
-        handed_over, self._handed_over = self._handed_over, None
-        events = self.core.events()
-        if handed_over is not None:
-            events = itertools.chain((handed_over,), events)
-        for event in events:
-            if isinstance(event, Pong):
-                self._keepalive.pong_received()
-            elif isinstance(event, Closed):
-                # Our close frame leaves before the app learns of the close, so an app
-                # that returns at once cannot cut it off.
-                await self._flush_quietly()
-                self._closed.set()
-                inbox.disconnect(event.code, event.reason)
-                continue
-            message = self._bridge.receive_message_for(event)
-            if message is not None:
-                inbox.deliver(message)
-                if self.core.has_pending_input:
-                    await inbox.wait_until_ready()
-
-    def _take_in_now(self, data: bytes) -> bool:
-        """asyncio: take bytes in the transport's callback, if the app waits for them.
-
-        Through the reader task, a message reaches the app two passes of the event loop
-        after its bytes (the reader wakes, then the app); from here it takes one, which
-        saves about a tenth of the server's CPU time per small message. Only what needs no
-        waiting is done here: anything else (a close, a ping to answer, a second message the
-        app is not ready for) is handed to the reader, which carries on where this stopped.
-        """
-        inbox = self._inbox
-        if not (
-            self._reader_idle
-            and inbox.app_waiting
-            and not inbox.messages
-            and self.core.state is ConnectionState.OPEN
-        ):
-            return False
-        stream, bridge = self.stream, self._bridge
-        assert bridge is not None
-        assert isinstance(stream, AsyncioSocketStream)
-        self.core.receive_data(data)
-        hand_over = False
-        for event in self.core.events():
-            if isinstance(event, Message):
-                message = bridge.receive_message_for(event)
-                assert message is not None
-                inbox.deliver(message)
-                if self.core.has_pending_input:
-                    self._app_behind = hand_over = True
-            elif isinstance(event, Pong):
-                self._keepalive.pong_received()
-            else:  # a ping (its pong is queued) or the close
-                self._handed_over = None if isinstance(event, Ping) else event
-                hand_over = True
-            if hand_over:
-                break
-        if hand_over or self.core.wants_to_write:
-            self._reader_idle = False
-            stream.interrupt_receive()
-        return True
-
     async def _finish_closing(self) -> None:
         """After the app: wait (bounded) for the peer to answer our close frame."""
-        if self.core.state is ConnectionState.CLOSING:
+        if self.core.state is ConnectionState.CLOSING and not self._closed:
+            closed = self._closed_event = anyio.Event()
             with anyio.move_on_after(self.config.close_timeout):
-                await self._closed.wait()
+                await closed.wait()
+
+    def _set_closed(self) -> None:
+        self._closed = True
+        if self._closed_event is not None:
+            self._closed_event.set()
 
     async def _keep_alive(self, interval: float) -> None:
         if await self._keepalive.run(interval, self.config.ping_timeout):
             logger.info("%s - keepalive ping timed out", _peer(self.client_address))
             self._inbox.disconnect(1011, "keepalive ping timeout")
-            self._closed.set()
+            self._set_closed()
 
 
 def _peer(address: tuple[str, int] | None) -> str:

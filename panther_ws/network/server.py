@@ -21,7 +21,7 @@ from panther_ws.hosting.lifespan import LifespanError, LifespanRunner
 from panther_ws.hosting.primitives import Primitives
 from panther_ws.hosting.types import ASGIApp
 from panther_ws.network.connection import SocketConnection
-from panther_ws.network.stream import open_listener
+from panther_ws.network.stream import READ_SIZE, open_listener
 from panther_ws.protocol import DEFAULT_MAX_MESSAGE_SIZE
 
 logger = logging.getLogger("panther_ws.server")
@@ -67,7 +67,7 @@ class ServerConfig:
     permessage_deflate: bool = True
     lifespan: Literal["auto", "on", "off"] = "auto"
     ssl: ssl.SSLContext | None = None
-    read_size: int = 65536
+    read_size: int = READ_SIZE
 
     def __post_init__(self) -> None:
         sizes = ("max_request_size", "max_body_size", "max_connections", "max_handshakes")

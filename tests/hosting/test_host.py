@@ -118,9 +118,19 @@ async def test_a_disconnect_is_queued_once_whoever_reports_it() -> None:
     inbox = AppInbox(Primitives())
     inbox.disconnect(1000, "bye")
     inbox.disconnect(1006)
-    assert list(inbox.messages)[1:] == [
+    assert (await inbox.receive())["type"] == "websocket.connect"
+    assert list(inbox.messages or ()) == [
         {"type": "websocket.disconnect", "code": 1000, "reason": "bye"}
     ]
+
+
+async def test_an_inbox_makes_its_queue_only_for_a_message_after_the_connect() -> None:
+    # An empty deque is 760 bytes: an idle connection whose app took its connect has none.
+    inbox = AppInbox(Primitives())
+    assert await inbox.receive() == {"type": "websocket.connect"}
+    assert inbox.messages is None
+    inbox.deliver({"type": "websocket.receive", "text": "later"})
+    assert await inbox.receive() == {"type": "websocket.receive", "text": "later"}
 
 
 async def test_what_runs_on_the_next_wait_comes_after_the_messages_already_queued() -> None:

@@ -230,3 +230,10 @@ async def test_frames_sent_with_the_request_are_answered_after_a_slow_accept() -
                     received += await stream.receive()
     assert received.startswith(b"HTTP/1.1 101 ")
     assert received.endswith(b"\x82\x03\x00\x00\x00\x82\x03\x01\x01\x01\x82\x03\x02\x02\x02")
+
+
+def test_one_read_by_default_holds_a_64_kib_message_with_its_header() -> None:
+    # Reads of 64 KiB split every 64 KiB message in two, so the core's fast path (a whole
+    # frame in the buffer) never took one; the asyncio stream reads into one buffer per
+    # event loop, so a larger read costs no memory per connection.
+    assert ServerConfig().read_size >= 64 * 1024 + 14
