@@ -54,7 +54,6 @@ class PlanState:
 
     open: list[Client] = field(default_factory=list)
     paused: set[int] = field(default_factory=set)  # id() of clients that stopped reading
-    opened: int = 0
 
     def reading(self) -> list[Client]:
         return [client for client in self.open if id(client) not in self.paused]
