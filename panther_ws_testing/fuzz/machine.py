@@ -9,16 +9,13 @@ Hypothesis shrinks the plan like any other: fewer steps, simpler messages, codes
 
 from __future__ import annotations
 
-import asyncio
 import time
 import traceback
 import unittest
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from anyio.from_thread import start_blocking_portal
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -36,11 +33,10 @@ from panther_ws_testing.fuzz.conversation import (
 )
 from panther_ws_testing.fuzz.endpoints import Endpoint
 from panther_ws_testing.fuzz.planning import conversations
+from panther_ws_testing.fuzz.playing import Play, event_loop
 from panther_ws_testing.fuzz.repro import render
 from panther_ws_testing.fuzz.settling import DEFAULT_TIMEOUT
 from panther_ws_testing.fuzz.stateful import ConversationStateMachine, state_machine
-
-Play = Callable[[Callable[[], Awaitable[None]]], None]
 
 # What a send racing the client's departure raises, on every server: not the app's bug.
 DEFAULT_ALLOWED: tuple[type[BaseException], ...] = (ClientDisconnected,)
@@ -128,25 +124,6 @@ class _Run:
         except Exception as failure:
             self.found(failure, conversation)
             raise
-
-
-@contextmanager
-def _event_loop(backend: str) -> Iterator[Play]:
-    """One loop for a whole run; a conversation is one call into it.
-
-    On asyncio the loop is simply run until each conversation completes, in this thread
-    (about 20 us a call); trio cannot be paused that way, so it runs in a portal thread.
-    """
-    if backend == "asyncio":
-        loop = asyncio.new_event_loop()
-        try:
-            yield lambda play: loop.run_until_complete(play())
-        finally:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-    else:
-        with start_blocking_portal(backend) as portal:
-            yield portal.call
 
 
 class FuzzTestCase(unittest.TestCase):
@@ -247,7 +224,7 @@ class ConversationMachine:
             base = _with(base, max_examples=max_examples)
         started = time.perf_counter()
         plans = conversations(cls.spec, base.stateful_step_count)
-        with _event_loop(cls.spec.backend) as play:
+        with event_loop(cls.spec.backend) as play:
             run = _Run(play, shrink_seconds)
             try:
                 for batch in _batches(base, seconds, started):

@@ -12,16 +12,15 @@ the same kind of conversation and its note carries the same printed test.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, ClassVar, cast
 
-from anyio.from_thread import start_blocking_portal
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
 from panther_ws_testing.fuzz.conversation import Conversation, Spec, Step
 from panther_ws_testing.fuzz.planning import FRAGMENT_SIZES, Kind, PlanState, step_kinds
+from panther_ws_testing.fuzz.playing import event_loop
 from panther_ws_testing.fuzz.repro import render
 
 
@@ -56,21 +55,14 @@ class ConversationStateMachine(RuleBasedStateMachine):
             return
         conversation = self.conversation
         try:
-            _play(self.spec.backend, conversation)
+            with event_loop(self.spec.backend) as play:
+                play(conversation.play)
         except Exception as failure:
             if hasattr(failure, "add_note"):  # Python 3.11+: pytest shows it
                 failure.add_note(
                     f"The failing conversation, as a test:\n\n{render(conversation, failure)}"
                 )
             raise
-
-
-def _play(backend: str, conversation: Conversation) -> None:
-    if backend == "asyncio":
-        asyncio.run(conversation.play())
-    else:
-        with start_blocking_portal(backend) as portal:
-            portal.call(conversation.play)
 
 
 def state_machine(spec: Spec, name: str, run_settings: settings) -> type[ConversationStateMachine]:
