@@ -26,6 +26,7 @@ from panther_ws.protocol.asgi import (
     ASGIAppMessageValidator,
     ASGIConnectionBridge,
     ClientDisconnected,
+    DenialResponse,
     Leniency,
 )
 from panther_ws.protocol.connection import MAX_CONTROL_PAYLOAD
@@ -125,8 +126,7 @@ class DirectLink(_Link):
         super().__init__(ends)
         self._validator = ASGIAppMessageValidator(denial_response=True, strict=strict)
         self._to_app = ends.to_app
-        self._denial: tuple[int, list[tuple[bytes, bytes]]] | None = None
-        self._denial_body = bytearray()
+        self._denial: DenialResponse | None = None
 
     # -- the sink ------------------------------------------------------------------------
 
@@ -178,15 +178,12 @@ class DirectLink(_Link):
             else:
                 self._to_client(Rejection(403, code, reason))
         elif message_type == "websocket.http.response.start":
-            self._denial = (
-                message["status"],
-                [(bytes(k), bytes(v)) for k, v in message.get("headers") or ()],
-            )
-        else:
-            self._denial_body += message.get("body", b"")
-            if not message.get("more_body", False) and self._denial is not None:
-                status, headers = self._denial
-                self._to_client(Rejection(status, headers=headers, body=bytes(self._denial_body)))
+            self._denial = DenialResponse(message)
+        elif self._denial is not None:  # a body part, after its start
+            body = self._denial.add(message)
+            if body is not None:
+                denial = self._denial
+                self._to_client(Rejection(denial.status, headers=denial.headers, body=body))
         return leniency
 
     # -- the client ----------------------------------------------------------------------

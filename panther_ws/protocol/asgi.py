@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
-from panther_ws.protocol._headers import HeadersInput
 from panther_ws.protocol.close_codes import is_sendable_close_code
 from panther_ws.protocol.connection import MAX_CLOSE_REASON_BYTES, ConnectionState
 from panther_ws.protocol.events import Closed, Event, Message, Request
@@ -253,6 +252,26 @@ def build_scope(
     }
 
 
+class DenialResponse:
+    """The app's ``websocket.http.response`` denial, gathered until its last body part.
+
+    Every embedder answers a denial the same way, so it is collected in one place; the
+    validator has already checked the order and the types, so this only gathers them.
+    """
+
+    __slots__ = ("_body", "headers", "status")
+
+    def __init__(self, start: Mapping[str, Any]) -> None:
+        self.status: int = start["status"]
+        self.headers = [(bytes(name), bytes(value)) for name, value in start.get("headers") or ()]
+        self._body = bytearray()
+
+    def add(self, body: Mapping[str, Any]) -> bytes | None:
+        """The whole body once ``body`` is the last part; None while more is coming."""
+        self._body += body.get("body", b"")
+        return None if body.get("more_body", False) else bytes(self._body)
+
+
 class ASGIConnectionBridge:
     """Hosts one ASGI websocket session on a :class:`ServerConnection`.
 
@@ -278,9 +297,7 @@ class ASGIConnectionBridge:
             request, client=client, server=server, scheme=scheme, root_path=root_path
         )
         self._validator = ASGIAppMessageValidator(denial_response=True, strict=strict)
-        self._denial_status = 403
-        self._denial_headers: HeadersInput = ()
-        self._denial_body = bytearray()
+        self._denial: DenialResponse | None = None
 
     @property
     def finished(self) -> bool:
@@ -345,15 +362,11 @@ class ASGIConnectionBridge:
             elif connection.state is ConnectionState.OPEN:
                 connection.close(message.get("code") or 1000, message.get("reason") or "")
         elif message_type == "websocket.http.response.start":
-            self._denial_status = message["status"]
-            self._denial_headers = message.get("headers") or ()
-        else:  # websocket.http.response.body
-            self._denial_body += message.get("body", b"")
-            if (
-                not message.get("more_body", False)
-                and connection.state is ConnectionState.CONNECTING
-            ):
-                connection.reject(
-                    self._denial_status, self._denial_headers, bytes(self._denial_body)
-                )
+            self._denial = DenialResponse(message)
+        else:  # websocket.http.response.body, after its start (the validator saw to it)
+            denial = self._denial
+            assert denial is not None
+            body = denial.add(message)
+            if body is not None and connection.state is ConnectionState.CONNECTING:
+                connection.reject(denial.status, denial.headers, body)
         return leniency
