@@ -107,3 +107,19 @@ async def http_and_ws_app(scope: Scope, receive: Any, send: Any) -> None:
         return
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": answer})
+
+
+# Apps whose outcome differs between real servers (the test client warns about them).
+
+
+async def returns_while_open(scope: Any, receive: Any, send: Any) -> None:
+    await receive()
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.send", "text": "hi"})
+
+
+async def raises_while_open(scope: Any, receive: Any, send: Any) -> None:
+    await receive()
+    await send({"type": "websocket.accept"})
+    await receive()
+    raise LookupError("after accept")

@@ -18,19 +18,7 @@ import pytest
 from panther_ws_testing import WebsocketRejected, WebsocketTestClient
 from panther_ws_testing._differences import Behaviour, ServerDifferenceWarning
 from panther_ws_testing.sync import SyncWebsocketTestClient
-
-
-async def returns_while_open(scope: Any, receive: Any, send: Any) -> None:
-    await receive()
-    await send({"type": "websocket.accept"})
-    await send({"type": "websocket.send", "text": "hi"})
-
-
-async def raises_while_open(scope: Any, receive: Any, send: Any) -> None:
-    await receive()
-    await send({"type": "websocket.accept"})
-    await receive()
-    raise LookupError("after accept")
+from tests.testing.apps import raises_while_open, returns_while_open
 
 
 async def rejects_with_a_list_reason(scope: Any, receive: Any, send: Any) -> None:

@@ -19,6 +19,7 @@ from panther_ws_testing import (
 )
 from panther_ws_testing._differences import Behaviour, ServerDifferenceWarning
 from panther_ws_testing.transport import ASGIWebsocketTransport
+from tests.testing.apps import raises_while_open, returns_while_open
 
 pytestmark = pytest.mark.anyio
 
@@ -34,19 +35,6 @@ def wire(request: pytest.FixtureRequest) -> bool:
 
 async def returns_before_accept(scope: Any, receive: Any, send: Any) -> None:
     await receive()
-
-
-async def returns_while_open(scope: Any, receive: Any, send: Any) -> None:
-    await receive()
-    await send({"type": "websocket.accept"})
-    await send({"type": "websocket.send", "text": "hi"})
-
-
-async def raises_while_open(scope: Any, receive: Any, send: Any) -> None:
-    await receive()
-    await send({"type": "websocket.accept"})
-    await receive()
-    raise LookupError("after accept")
 
 
 async def accepts_sends_closes(scope: Any, receive: Any, send: Any) -> None:
