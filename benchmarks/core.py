@@ -2,6 +2,11 @@
 
     python benchmarks/core.py
 
+Handshake: one in-memory upgrade, both halves (our ``ClientConnection`` and ``ServerConnection``,
+with the handshake's fast path and with it switched off, i.e. wsproto's handshake on h11, vs
+``websockets``' sans-IO ``ClientProtocol`` and ``ServerProtocol``), and the server's half alone
+(a request already in bytes in, the 101 out); no compression offered.
+
 Parse: a server consumes masked client frames (what every server does), all in one read
 ("parse"), and one frame per read ("parse/read": what a server reading small messages as they
 come does; per-read costs count). Serialize: a server produces unmasked frames. Same payloads, same run; medians of 9 runs taken in turns; ratios against bare
@@ -15,12 +20,16 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(__file__))
 
 from _timing import interleaved_medians
+from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
 from websockets.server import ServerProtocol
+from websockets.uri import parse_uri
 from wsproto.connection import Connection as WsprotoConnection
 from wsproto.connection import ConnectionType
 from wsproto.events import BytesMessage
@@ -118,8 +127,99 @@ def serialize_websockets(protocol: ServerProtocol, payload: bytes, count: int) -
 
 OPENERS = {"ours": open_ours, "wsproto": open_wsproto, "websockets": open_websockets}
 
+HANDSHAKES = 2000
+
+
+class _ServerViaWsproto(ServerConnection):
+    _fast_handshake = False
+
+
+class _ClientViaWsproto(ClientConnection):
+    _fast_handshake = False
+
+
+def handshake_ours(
+    client_class: type[ClientConnection] = ClientConnection,
+    server_class: type[ServerConnection] = ServerConnection,
+) -> None:
+    for _ in range(HANDSHAKES):
+        client = client_class("example.com", "/chat", permessage_deflate=False)
+        server = server_class(permessage_deflate=False)
+        server.receive_data(client.data_to_send())
+        for _ in server.events():
+            pass
+        server.accept()
+        client.receive_data(server.data_to_send())
+        for _ in client.events():
+            pass
+
+
+def handshake_websockets() -> None:
+    uri = parse_uri("ws://example.com/chat")
+    for _ in range(HANDSHAKES):
+        client = ClientProtocol(uri)
+        client.send_request(client.connect())
+        server = ServerProtocol()
+        server.receive_data(b"".join(client.data_to_send()))
+        (request,) = server.events_received()
+        server.send_response(server.accept(request))
+        client.receive_data(b"".join(server.data_to_send()))
+        client.events_received()
+
+
+def server_half_ours(request: bytes, server_class: type[ServerConnection]) -> None:
+    for _ in range(HANDSHAKES):
+        server = server_class(permessage_deflate=False)
+        server.receive_data(request)
+        for _ in server.events():
+            pass
+        server.accept()
+        server.data_to_send()
+
+
+def server_half_websockets(request: bytes) -> None:
+    for _ in range(HANDSHAKES):
+        server = ServerProtocol()
+        server.receive_data(request)
+        (event,) = server.events_received()
+        server.send_response(server.accept(event))
+        server.data_to_send()
+
+
+def handshakes() -> None:
+    """Microseconds per handshake, both halves and the server's alone, against websockets."""
+    request = ClientConnection("example.com", "/chat", permessage_deflate=False).data_to_send()
+    # One interleaved run for all six, so a slow spell of the machine hits them alike.
+    runs: dict[str, tuple[Callable[[], Any], Callable[[Any], object]]] = {
+        "ours": (lambda: None, lambda _: handshake_ours()),
+        "ours/wsproto": (
+            lambda: None,
+            lambda _: handshake_ours(_ClientViaWsproto, _ServerViaWsproto),
+        ),
+        "websockets": (lambda: None, lambda _: handshake_websockets()),
+        "server ours": (lambda: None, lambda _: server_half_ours(request, ServerConnection)),
+        "server ours/wsproto": (
+            lambda: None,
+            lambda _: server_half_ours(request, _ServerViaWsproto),
+        ),
+        "server websockets": (lambda: None, lambda _: server_half_websockets(request)),
+    }
+    seconds = interleaved_medians(runs)
+    both = {name: seconds[name] for name in ("ours", "ours/wsproto", "websockets")}
+    server = {name: seconds["server " + name] for name in both}
+    print(
+        f"{'handshake':>14} {'both us':>9} {'server us':>10} {'client us':>10} {'vs websockets':>14}"
+    )
+    for name in both:
+        total, half = both[name] / HANDSHAKES * 1e6, server[name] / HANDSHAKES * 1e6
+        ratio = both[name] / both["websockets"]
+        print(f"{name:>14} {total:>9.1f} {half:>10.1f} {total - half:>10.1f} {ratio:>13.2f}x")
+    print("(client = both - server; websockets' server adds a Date header, ours does not)")
+    print()
+
 
 def main() -> None:
+    handshakes()
     print(f"{'size':>8} {'op':>10} {'impl':>10} {'msgs/s':>12} {'MB/s':>9} {'vs wsproto':>11}")
     for size in SIZES:
         count = _count(size)

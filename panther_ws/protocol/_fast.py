@@ -16,8 +16,6 @@ had parsed those frames itself.
 
 from __future__ import annotations
 
-from collections import deque
-
 from wsproto.frame_protocol import FrameProtocol, XorMaskerSimple
 
 from panther_ws.protocol import _framing
@@ -39,7 +37,7 @@ _IN_PLACE_ABOVE = 4096
 _RUN_BYTES = 64 * 1024
 
 
-def take_messages(frames: FrameProtocol, events: deque[Event], max_message_size: int) -> bool:
+def take_messages(frames: FrameProtocol, events: list[Event], max_message_size: int) -> bool:
     """Parse the simple whole data frames at the start of ``frames``' buffer into ``events``.
 
     Returns whether any was taken; the bytes of those frames are gone from the buffer.

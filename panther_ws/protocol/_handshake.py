@@ -72,6 +72,17 @@ class ClientHandshake(H11Handshake):
     def __init__(self) -> None:
         super().__init__(ConnectionType.CLIENT)
 
+    def send_request(self, request: _WsprotoRequest, nonce: bytes | None) -> bytes:
+        """Send ``request``; with ``nonce``, as the request the caller wrote with that key.
+
+        The fast path writes a simple request itself, and comes here only if the answer is
+        not a simple 101: the answer is then checked against the key that went out.
+        """
+        data = self.send(request)
+        if nonce is not None:
+            self._nonce = nonce
+        return data
+
     def _establish_client_connection(self, event: h11.InformationalResponse) -> AcceptConnection:
         _check_ascii(list(event.headers))
         return super()._establish_client_connection(event)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from wsproto.events import AcceptConnection, RejectConnection, RejectData
 from wsproto.events import Request as _WsprotoRequest
 from wsproto.extensions import Extension
-from wsproto.utilities import RemoteProtocolError
+from wsproto.frame_protocol import FrameProtocol
+from wsproto.utilities import RemoteProtocolError, generate_nonce
 
 from panther_ws.protocol._deflate import BoundedDeflate
+from panther_ws.protocol._fast_handshake import parse_accept, request_bytes
 from panther_ws.protocol._handshake import ClientHandshake
 from panther_ws.protocol._headers import HeadersInput, normalize_headers
 from panther_ws.protocol.connection import DEFAULT_MAX_MESSAGE_SIZE, Connection, ConnectionState
@@ -35,35 +37,72 @@ class ClientConnection(Connection):
         permessage_deflate: bool = True,
     ) -> None:
         super().__init__(max_message_size=max_message_size)
-        self._handshake = ClientHandshake()
+        self.permessage_deflate = permessage_deflate
+        # wsproto's handshake: made at once when the fast path declines the request, else
+        # only if it declines the answer; dropped once the connection is open.
+        self._handshake: ClientHandshake | None = None
         self._rejection: tuple[int, Headers] | None = None
         self._rejection_body = bytearray()
-        extensions: list[Extension] = (
-            [BoundedDeflate(max_message_size)] if permessage_deflate else []
+        request = _WsprotoRequest(
+            host=host,
+            target=path or "/",
+            extra_headers=normalize_headers(headers, call="ClientConnection()"),
+            subprotocols=list(subprotocols),
+            extensions=self._extensions(),
         )
-        extra_headers = normalize_headers(headers, call="ClientConnection()")
+        self._nonce = generate_nonce()
+        fast = request_bytes(request, self._nonce) if self._fast_handshake else None
+        self._request: _WsprotoRequest | None = request if fast is not None else None
+        self._outgoing.append(fast if fast is not None else self._prime(request, None))
+
+    def _prime(self, request: _WsprotoRequest, nonce: bytes | None) -> bytes:
+        """Send ``request`` through wsproto's handshake: the bytes it would send.
+
+        ``nonce``: the key of the request we already sent ourselves, which the answer is
+        checked against; ``None``: wsproto's handshake draws the key.
+        """
+        self._handshake = ClientHandshake()
         try:
-            self._outgoing.append(
-                self._handshake.send(
-                    _WsprotoRequest(
-                        host=host,
-                        target=path or "/",
-                        extra_headers=extra_headers,
-                        subprotocols=list(subprotocols),
-                        extensions=extensions,
-                    )
-                )
-            )
+            return self._handshake.send_request(request, nonce)
         except Exception as exc:  # h11 validates the target and header bytes
-            raise ProtocolError(f"cannot build the upgrade request for {path!r}: {exc}") from exc
+            raise ProtocolError(
+                f"cannot build the upgrade request for {request.target!r}: {exc}"
+            ) from exc
+
+    def _extensions(self) -> list[Extension]:
+        """Fresh extension objects for one handshake (negotiating changes them)."""
+        return [BoundedDeflate(self.max_message_size)] if self.permessage_deflate else []
+
+    def _accept_fast(self, data: bytes) -> bool:
+        """Open on a simple 101 without h11, exactly as wsproto would have."""
+        request = self._request
+        assert request is not None
+        accepted = parse_accept(data, self._nonce, request.subprotocols, self._extensions())
+        if accepted is None:
+            return False
+        subprotocol, headers, negotiated, head_length = accepted
+        self._request = None
+        self._events.append(Accepted(subprotocol=subprotocol, headers=tuple(headers)))
+        self._open(FrameProtocol(client=True, extensions=negotiated), data[head_length:])
+        return True
 
     def _receive_handshake_data(self, data: bytes | None) -> None:
         if data is None and self._rejection is None:  # the server left without answering
             self._end(1006, "")
             return
+        if self._handshake is None:  # we wrote the request: wsproto's handshake only if needed
+            if not data:  # nor would wsproto's handshake do anything with it
+                return
+            if self._accept_fast(data):
+                return
+            assert self._request is not None
+            self._prime(self._request, self._nonce)
+            self._request = None
+        handshake = self._handshake
+        assert handshake is not None
         try:
-            self._handshake.receive_data(data)
-            events = list(self._handshake.events())
+            handshake.receive_data(data)
+            events = list(handshake.events())
         except RemoteProtocolError as exc:
             self.state = ConnectionState.CLOSED
             raise ProtocolError(f"invalid upgrade response: {exc}") from exc
@@ -72,9 +111,10 @@ class ClientConnection(Connection):
                 self._events.append(
                     Accepted(subprotocol=event.subprotocol, headers=tuple(event.extra_headers))
                 )
-                frames = self._handshake.connection
-                assert frames is not None
-                self._open(frames)
+                connection = handshake.connection
+                assert connection is not None
+                self._handshake = None
+                self._open(connection._proto)
             elif isinstance(event, RejectConnection):
                 self._rejection = (event.status_code, tuple(event.headers))
                 if not event.has_body:

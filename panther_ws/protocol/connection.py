@@ -3,20 +3,19 @@
 wsproto's ``FrameProtocol`` parses and serializes frames (masking, UTF-8, extensions, close
 payload validation); this layer adds what wsproto leaves to its caller: whole messages under a
 size limit, automatic pongs, a completed close handshake, one ``Closed`` event per
-connection, and a single exception type for every misuse. It drives the frame protocol of the
-connection wsproto's handshake built, without wsproto's per-frame event objects, which cost
-more than parsing a small frame; the commonest frames (whole data frames, no extension) are
-parsed and written by fast paths of ours (``_fast``, ``_framing.frame_bytes``).
+connection, and a single exception type for every misuse. It drives wsproto's frame protocol
+(built by wsproto's handshake or by our fast one, ``_fast_handshake``) without wsproto's
+per-frame event objects, which cost more than parsing a small frame; the commonest frames
+(whole data frames, no extension) are parsed and written by fast paths of ours (``_fast``,
+``_framing.frame_bytes``).
 """
 
 from __future__ import annotations
 
 import enum
-from collections import deque
 from collections.abc import Generator, Iterator
 from typing import cast
 
-from wsproto.connection import Connection as _FrameConnection
 from wsproto.frame_protocol import CloseReason, Frame, FrameProtocol, Opcode, ParseFailed
 
 from panther_ws.protocol._fast import take_messages
@@ -44,6 +43,8 @@ class Connection:
 
     # False: every frame goes through wsproto (the differential tests' reference behaviour).
     _fast_path = True
+    # False: every handshake goes through wsproto and h11 (``_fast_handshake``'s reference).
+    _fast_handshake = True
 
     def __init__(self, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
         if max_message_size <= 0:
@@ -55,7 +56,10 @@ class Connection:
         self._frames: FrameProtocol | None = None
         self._outgoing: list[bytes | bytearray] = []
         self._frame_iterator: Generator[Frame, None, None] | None = None
-        self._events: deque[Event] = deque()
+        # Events not yet yielded are _events[_taken:]. A list, emptied once all are yielded,
+        # rather than a deque: an idle connection keeps 56 bytes instead of 760.
+        self._events: list[Event] = []
+        self._taken = 0
         self._fragments: list[str | bytes] = []
         self._fragments_size = 0
         self._closed_reported = False
@@ -99,8 +103,12 @@ class Connection:
         """
         events = self._events
         while True:
-            while events:
-                yield events.popleft()
+            while self._taken < len(events):
+                event = events[self._taken]
+                self._taken += 1
+                yield event
+            events.clear()
+            self._taken = 0
             frames = self._frames
             if frames is None or self._closed_reported:
                 return
@@ -140,7 +148,9 @@ class Connection:
         """
         frames = self._frames
         # Messages the fast path parsed ahead are input the caller has not seen yet.
-        return frames is not None and (len(frames._frame_decoder.buffer) > 0 or bool(self._events))
+        return frames is not None and (
+            len(frames._frame_decoder.buffer) > 0 or len(self._events) > self._taken
+        )
 
     @property
     def wants_to_write(self) -> bool:
@@ -224,13 +234,13 @@ class Connection:
     def _receive_handshake_data(self, data: bytes | None) -> None:
         raise NotImplementedError
 
-    def _open(self, connection: _FrameConnection, trailing_data: bytes = b"") -> None:
+    def _open(self, frames: FrameProtocol, trailing_data: bytes = b"") -> None:
         """Handshake done: from now on bytes are frames.
 
-        ``connection`` is what wsproto's handshake built, with the negotiated extensions; its
-        frame protocol is the one piece of it this class uses.
+        ``frames`` is wsproto's frame protocol with the negotiated extensions: the one piece
+        of the connection wsproto's handshake builds that this class uses (the fast
+        handshake builds it alone).
         """
-        frames: FrameProtocol = connection._proto
         accelerate(frames)
         self._frames = frames
         # Fast paths of ours for frames no extension touches; wsproto does all the rest.

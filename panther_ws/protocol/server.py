@@ -5,14 +5,17 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import NoReturn
+from typing import NoReturn, cast
 
 from wsproto.events import AcceptConnection, RejectConnection, RejectData
 from wsproto.events import Request as _WsprotoRequest
 from wsproto.extensions import Extension, PerMessageDeflate
+from wsproto.frame_protocol import FrameProtocol
+from wsproto.handshake import server_extensions_handshake
 from wsproto.utilities import RemoteProtocolError
 
 from panther_ws.protocol._deflate import BoundedDeflate
+from panther_ws.protocol._fast_handshake import Pairs, accept_response, parse_request
 from panther_ws.protocol._handshake import ServerHandshake
 from panther_ws.protocol._headers import HeadersInput, normalize_headers
 from panther_ws.protocol.connection import DEFAULT_MAX_MESSAGE_SIZE, Connection, ConnectionState
@@ -61,8 +64,14 @@ class ServerConnection(Connection):
         self.max_request_size = max_request_size
         self._head_bytes = 0
         self._head_tail = b""  # the last bytes read, where a blank line may have begun
-        self._handshake = ServerHandshake(max_request_size)
+        # wsproto's handshake, made when the fast path declines (or for reject()); dropped
+        # once the connection is open.
+        self._handshake: ServerHandshake | None = None
         self._request: _WsprotoRequest | None = None
+        # What a fast-parsed request arrived with (its head, then any pipelined frames), to
+        # open the frame connection with, or to replay into wsproto's handshake.
+        self._received: bytearray | None = None
+        self._head_length = 0
 
     def accept(self, subprotocol: str | None = None, headers: HeadersInput = ()) -> None:
         """Answer the upgrade with 101; the connection is OPEN.
@@ -78,16 +87,12 @@ class ServerConnection(Connection):
                 f"accept() got subprotocol {subprotocol!r}, which the client did not offer "
                 f"(it offered {list(request.subprotocols)!r})"
             )
-        offered_deflate = any(
-            offer.split(";")[0].strip() == PerMessageDeflate.name
-            for offer in request.extensions
-            if isinstance(offer, str)
-        )
-        extensions: list[Extension] = (
-            [BoundedDeflate(self.max_message_size)]
-            if self.permessage_deflate and offered_deflate
-            else []
-        )
+        if self._received is not None:
+            if self._accept_fast(request, subprotocol, extra_headers):
+                return
+            self._handshake = self._replay()
+        assert self._handshake is not None
+        extensions = self._extensions(request)
         try:
             response = self._handshake.send(
                 AcceptConnection(
@@ -97,12 +102,58 @@ class ServerConnection(Connection):
         except Exception as exc:  # h11 refuses malformed headers with its own errors
             raise ProtocolError(f"accept() could not build the response: {exc}") from exc
         self._outgoing.append(response)
-        frames = self._handshake.connection
-        assert frames is not None
+        connection = self._handshake.connection
+        assert connection is not None
         # wsproto does not hand the bytes that followed the request to the new frame
         # connection on the server side; a client may pipeline frames right after it.
         trailing, _ = self._handshake._h11_connection.trailing_data
-        self._open(frames, bytes(trailing))
+        self._handshake = self._request = None
+        self._open(connection._proto, bytes(trailing))
+
+    def _accept_fast(
+        self, request: _WsprotoRequest, subprotocol: str | None, extra_headers: Pairs
+    ) -> bool:
+        """accept() without h11, when the answer is one we can prove equal to wsproto's."""
+        assert self._received is not None
+        extensions = self._extensions(request)
+        try:
+            accepts = (
+                server_extensions_handshake(cast("list[str]", request.extensions), extensions)
+                if extensions
+                else None
+            )
+        except Exception:  # wsproto's path reports it, in its words
+            return False
+        key = dict(request.extra_headers)[b"sec-websocket-key"]
+        response = accept_response(key, subprotocol, accepts, extra_headers)
+        if response is None:
+            return False
+        self._outgoing.append(response)
+        trailing = bytes(self._received[self._head_length :])
+        self._received = self._request = None
+        self._open(FrameProtocol(client=False, extensions=extensions), trailing)
+        return True
+
+    def _extensions(self, request: _WsprotoRequest) -> list[Extension]:
+        """Fresh extension objects for one answer (negotiating changes them)."""
+        offered_deflate = any(
+            offer.split(";")[0].strip() == PerMessageDeflate.name
+            for offer in request.extensions
+            if isinstance(offer, str)
+        )
+        if self.permessage_deflate and offered_deflate:
+            return [BoundedDeflate(self.max_message_size)]
+        return []
+
+    def _replay(self) -> ServerHandshake:
+        """wsproto's handshake, fed what the fast path parsed: it finds the same request."""
+        assert self._received is not None
+        handshake = ServerHandshake(self.max_request_size)
+        handshake.receive_data(bytes(self._received))
+        for _ in handshake.events():  # the Request we already reported
+            pass
+        self._received = None
+        return handshake
 
     def reject(self, status_code: int = 403, headers: HeadersInput = (), body: bytes = b"") -> None:
         """Answer the upgrade with a plain HTTP response; the connection is CLOSED.
@@ -115,6 +166,8 @@ class ServerConnection(Connection):
         response_headers = normalize_headers(headers, call="reject()")
         if body and not any(name.lower() == b"content-length" for name, _ in response_headers):
             response_headers.append((b"content-length", str(len(body)).encode()))
+        if self._handshake is None:
+            self._handshake = self._replay()
         try:
             self._outgoing.append(
                 self._handshake.send(
@@ -142,9 +195,13 @@ class ServerConnection(Connection):
             self._end(1006, "")
             return
         if self._request is not None:
-            # Bytes after the request are frames the client sent before our answer: h11
-            # keeps them as trailing data for accept().
-            self._handshake.receive_data(data)
+            # Bytes after the request are frames the client sent before our answer: kept
+            # for accept(), by h11 as trailing data or by us.
+            if self._received is not None:
+                self._received += data
+            else:
+                assert self._handshake is not None
+                self._handshake.receive_data(data)
             return
         self._head_bytes += self._head_part_of(data)
         if self._head_bytes > self.max_request_size:
@@ -154,6 +211,14 @@ class ServerConnection(Connection):
                 f"invalid upgrade request: its head exceeds max_request_size "
                 f"({self.max_request_size} bytes)"
             )
+        if self._handshake is None:  # the first read: the fast path may take it whole
+            parsed = parse_request(data) if self._fast_handshake else None
+            if parsed is not None:
+                request, self._head_length = parsed
+                self._received = bytearray(data)
+                self._on_request(request)
+                return
+            self._handshake = ServerHandshake(self.max_request_size)
         try:
             self._handshake.receive_data(data)
             events = list(self._handshake.events())
@@ -216,7 +281,7 @@ class ServerConnection(Connection):
         if "'Connection: Upgrade'" in message or "'Upgrade: websocket'" in message:
             # A plain HTTP request: tell the client what this endpoint expects (RFC 7231 6.5.15).
             response = _UPGRADE_REQUIRED
-        elif isinstance(hint, RejectConnection):
+        elif isinstance(hint, RejectConnection) and self._handshake is not None:
             try:
                 response = self._handshake.send(hint)
             except Exception:  # h11 may already be in its error state
