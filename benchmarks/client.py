@@ -8,9 +8,12 @@ time alone (``time.process_time()`` around the workload, the imports and a warm-
 out). Workloads: sequential round trips of 32 B text and of 64 KiB binary on one connection,
 and connect cycles (open, one 32 B round trip, close and wait for the server's close).
 Compression is off everywhere (the picows server does not offer it anyway). Reported: the
-median of 3 samples of at least ``SAMPLE_SECONDS`` each, the clients taking turns, in CPU µs
+median of ``ROUNDS`` samples of at least ``SAMPLE_SECONDS`` each, the clients taking turns, in CPU µs
 per round trip or per cycle, and the ratios to aiohttp's and the websockets client's in the
-same run. picows' client runs only where picows installs (``pip install picows``).
+same run, also round by round (the steadier figure on a shared machine). The floor is no
+client at all (canned frames on a bare asyncio protocol): what the loop, the kernel and the
+server cost; ours above it is what our client and its core spend. picows' client runs only
+where picows installs (the ``dev`` extra has it).
 """
 
 from __future__ import annotations
@@ -147,6 +150,67 @@ async def run_picows(url: str, workload: str, count: int) -> None:
     await transport.wait_disconnected()
 
 
+def _masked(opcode: int, payload: bytes) -> bytes:
+    """One client frame, masked with a zero key (the server unmasks it all the same)."""
+    if len(payload) < 126:
+        header = bytes([0x80 | opcode, 0x80 | len(payload)])
+    else:
+        header = bytes([0x80 | opcode, 0x80 | 127]) + len(payload).to_bytes(8, "big")
+    return header + bytes(4) + payload
+
+
+async def run_floor(url: str, workload: str, count: int) -> None:
+    """No client at all: canned bytes on a bare asyncio protocol, counting the answer's bytes
+    without parsing them. What the loop, the kernel and the server cost any client."""
+    loop = asyncio.get_running_loop()
+    host, port = url.removeprefix("ws://").rstrip("/").split(":")
+    request = (
+        f"GET / HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+    small, close = _masked(0x1, SMALL.encode()), _masked(0x8, (1000).to_bytes(2, "big"))
+    large = _masked(0x2, LARGE)
+
+    buffer = bytearray(256 * 1024)  # one reused read buffer, as our stream has
+
+    class Protocol(asyncio.BufferedProtocol):
+        def __init__(self) -> None:
+            self.waiter: asyncio.Future[None] = loop.create_future()
+            self.missing = 0
+
+        def get_buffer(self, sizehint: int) -> bytearray:
+            return buffer
+
+        def buffer_updated(self, nbytes: int) -> None:
+            self.missing -= nbytes
+            if self.missing <= 0 and not self.waiter.done():
+                self.waiter.set_result(None)
+
+        async def exchange(self, transport: asyncio.Transport, data: bytes, answer: int) -> None:
+            self.waiter, self.missing = loop.create_future(), answer
+            transport.write(data)
+            await self.waiter
+
+    async def open_one() -> tuple[asyncio.Transport, Protocol]:
+        transport, protocol = await loop.create_connection(Protocol, host, int(port))
+        await protocol.exchange(transport, request, 1)  # the 101 comes in one read
+        return transport, protocol
+
+    if workload == "connect cycle":
+        for _ in range(count):
+            transport, protocol = await open_one()
+            await protocol.exchange(transport, small, len(small) - 4)
+            await protocol.exchange(transport, close, 4)
+            transport.close()
+        return
+    transport, protocol = await open_one()
+    frame = small if workload == "32 B" else large
+    for _ in range(count):
+        await protocol.exchange(transport, frame, len(frame) - 4)
+    transport.close()
+
+
 CLIENTS: dict[str, tuple[Runner, str]] = {  # name: (runner, backend)
     "panther-ws connect": (run_ours, "asyncio"),
     "panther-ws connect (trio)": (run_ours, "trio"),
@@ -154,6 +218,7 @@ CLIENTS: dict[str, tuple[Runner, str]] = {  # name: (runner, backend)
     "websockets": (run_websockets, "asyncio"),
     "httpx-ws": (run_httpx_ws, "asyncio"),
     "picows": (run_picows, "asyncio"),
+    "floor (bare asyncio)": (run_floor, "asyncio"),
 }
 REQUIRES = {"picows": "picows"}
 
@@ -252,10 +317,38 @@ def main() -> None:
                     f"{cell / ref:5.2f}x" for cell, ref in zip(cells, reference, strict=True)
                 )
         print(f"{name:<28}" + "".join(f"{cell:>15.1f}" for cell in cells) + ratios)
+    if "aiohttp" in samples:
+        print_round_ratios(samples, "aiohttp")
+    floor = medians.get("floor (bare asyncio)")
+    ours = medians.get("panther-ws connect")
+    if floor is not None and ours is not None:
+        print(
+            "panther-ws connect above the floor: "
+            + " / ".join(f"{cell - base:.1f}" for cell, base in zip(ours, floor, strict=True))
+            + " µs"
+        )
     print(
         f"of a panther-ws connect cycle, its core's handshake alone (no I/O): "
         f"{core_handshake_cpu():.1f} µs"
     )
+
+
+def print_round_ratios(samples: dict[str, list[list[float]]], peer: str) -> None:
+    """Each round's ratio to ``peer``, whose sample ran seconds before or after: a slow spell
+    of a shared machine lifts both, so these scatter less than the medians' ratio does."""
+    print(f"x {peer} round by round: median [min - max] of {ROUNDS}")
+    for name, rows in samples.items():
+        if name == peer:
+            continue
+        cells = []
+        for column in range(len(WORKLOADS)):
+            ratios = [
+                row[column] / ref[column] for row, ref in zip(rows, samples[peer], strict=True)
+            ]
+            cells.append(
+                f"{statistics.median(ratios):.2f}x [{min(ratios):.2f} - {max(ratios):.2f}]"
+            )
+        print(f"{name:<28}" + "".join(f"{cell:>23}" for cell in cells))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Loopback echo against real servers, all driven by the same client, in one run.
 
-    python benchmarks/live.py [--idle N] [SERVER NAME ...]
+    python benchmarks/live.py [--idle N] [--memory] [SERVER NAME ...]
 
 Servers (each in its own process): ours (``panther-ws serve``, on asyncio and on trio),
 uvicorn ``--ws wsproto`` and ``--ws websockets-sansio`` with the same ASGI echo app, the
@@ -11,7 +11,8 @@ Reported: round trips/s and the server process's CPU time per round trip (utime+
 /proc), medians of 3 samples of at least 1 s each (the workload repeated), and the CPU ratio
 to the websockets server. Then memory: a fresh server process, ``N`` (2,000 unless
 ``--idle`` says otherwise) connections opened and left idle past their handshake, the growth
-of its resident set (VmRSS) divided by ``N``, and the ratio to the websockets server's.
+of its resident set (VmRSS) divided by ``N``, and the ratio to the websockets server's
+(``--memory``: only that, without the round trips).
 """
 
 from __future__ import annotations
@@ -170,15 +171,19 @@ def measure(arguments: list[str]) -> list[tuple[float, float]]:
 
 
 def main() -> None:
-    # e.g. python benchmarks/live.py --idle 10000 "panther-ws serve" "websockets server"
+    # e.g. python benchmarks/live.py --idle 10000 --memory "panther-ws serve" "websockets server"
     only, idle = sys.argv[1:], 2000
     if only[:1] == ["--idle"]:
         idle, only = int(only[1]), only[2:]
-    print(
-        f"{'server':<28}"
-        + "".join(f"{name + ' rt/s':>20}{'CPU µs/rt':>11}" for name in WORKLOADS)
-        + "   CPU x websockets server"
-    )
+    memory_only = only[:1] == ["--memory"]
+    if memory_only:
+        only = only[1:]
+    if not memory_only:
+        print(
+            f"{'server':<28}"
+            + "".join(f"{name + ' rt/s':>20}{'CPU µs/rt':>11}" for name in WORKLOADS)
+            + "   CPU x websockets server"
+        )
     results: dict[str, list[tuple[float, float]]] = {}
     memory: dict[str, float] = {}
     for name, arguments in SERVERS.items():
@@ -188,7 +193,8 @@ def main() -> None:
         if needed is not None and importlib.util.find_spec(needed) is None:
             print(f"{name:<28}skipped: {needed} is not installed (pip install {needed})")
             continue
-        results[name] = measure(arguments)
+        if not memory_only:
+            results[name] = measure(arguments)
         memory[name] = measure_idle(arguments, idle)
     reference = results.get("websockets server")
     for name, cells in results.items():

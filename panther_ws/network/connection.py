@@ -24,8 +24,8 @@ from panther_ws.hosting.host import AppInbox, ConnectionHost, Ending
 from panther_ws.hosting.primitives import Primitives
 from panther_ws.hosting.types import ASGIApp
 from panther_ws.network.plain_http import HTTPExchange, plain_request
-from panther_ws.network.pump import FrameReader, Keepalive, OrderedWriter
-from panther_ws.network.stream import AsyncioSocketStream
+from panther_ws.network.pump import FrameReader, Keepalive, OrderedWriter, Spawn
+from panther_ws.network.stream import AsyncioSocketStream, receiver
 from panther_ws.protocol import ConnectionState, ProtocolError, ServerConnection
 from panther_ws.protocol.asgi import ASGIConnectionBridge, ClientDisconnected
 from panther_ws.protocol.events import Closed, Event, Request
@@ -75,8 +75,42 @@ class SocketConnection:
     """One socket: handshake, then the app's ASGI session on the core.
 
     ``admit`` is the server's say once the request is complete: False (no connection slot
-    free) answers 503. ``lifespan_state`` is copied into every scope.
+    free) answers 503; ``finished`` hears once that the socket is closed. ``lifespan_state``
+    is copied into every scope. ``spawn`` starts the
+    connection's other tasks (the reader's, the keepalive) in the server's task group, not
+    in one of the connection's own: a task group is ~1 KiB per idle connection, and on
+    asyncio the reader has no task at all while idle (see :meth:`FrameReader.start`). What
+    they raise ends the server, as it did through a task group of the connection's.
     """
+
+    # Slots: a dict of its attributes is ~0.3 KiB per idle connection.
+    __slots__ = (
+        "__weakref__",
+        "_admit",
+        "_answer_scope",
+        "_bridge",
+        "_closed",
+        "_closed_event",
+        "_finished",
+        "_handshake_scope",
+        "_host",
+        "_inbox",
+        "_keepalive",
+        "_keepalive_scope",
+        "_read_before_answer",
+        "_reader",
+        "_receive",
+        "_scope",
+        "_spawn",
+        "_writer",
+        "app",
+        "client_address",
+        "config",
+        "core",
+        "lifespan_state",
+        "server_address",
+        "stream",
+    )
 
     def __init__(
         self,
@@ -88,11 +122,15 @@ class SocketConnection:
         primitives: Primitives,
         lifespan_state: dict[str, Any],
         admit: Callable[[SocketConnection], bool],
+        spawn: Spawn,
+        finished: Callable[[SocketConnection], None],
     ) -> None:
         self.app = app
+        self._spawn = spawn
         self.config = config
         self.lifespan_state = lifespan_state
         self._admit = admit
+        self._finished = finished
         self.core = ServerConnection(
             max_message_size=max_message_size,
             permessage_deflate=self.config.permessage_deflate,
@@ -109,7 +147,9 @@ class SocketConnection:
         self._bridge: ASGIConnectionBridge | None = None
         self._host: ConnectionHost | None = None
         self._reader: FrameReader | None = None
-        self._task_group: anyio.abc.TaskGroup | None = None
+        # Cancelled by shutdown once the request is in, unless a 1001 can end it instead.
+        self._scope: anyio.CancelScope | None = None
+        self._keepalive_scope: anyio.CancelScope | None = None
         # Cancelled to drop a silent socket; let go once the request is in (~0.6 KiB).
         self._handshake_scope: anyio.CancelScope | None = anyio.CancelScope()
         self._read_before_answer = 0  # bytes read after the request, before accept or reject
@@ -124,6 +164,7 @@ class SocketConnection:
     def _use(self, stream: anyio.abc.ByteStream) -> None:
         """Read and write ``stream`` from now on: the socket, then its TLS layer if any."""
         self.stream = stream
+        self._receive = receiver(stream, self.config.read_size)
         self._writer = OrderedWriter(self.core, stream)
         self._keepalive = Keepalive(self.core, self._writer)
 
@@ -136,10 +177,10 @@ class SocketConnection:
         """Server shutdown: close with 1001 (from a sync context: the reader does the I/O)."""
         if self.core.state is ConnectionState.OPEN:
             self.core.close(1001, "server shutting down")
-            if self._task_group is not None:
-                self._task_group.start_soon(self._writer.flush_quietly)
-        elif self._task_group is not None:
-            self._task_group.cancel_scope.cancel()
+            if self._scope is not None:
+                self._spawn(self._writer.flush_quietly)
+        elif self._scope is not None:
+            self._scope.cancel()
 
     async def run(self) -> None:
         try:
@@ -179,28 +220,39 @@ class SocketConnection:
                 self.core,
                 self._writer,
                 self._keepalive,
-                self._receive_bytes,
+                self._read_before_the_answer,
                 deliver=self._on_event,
                 consumer_waits=inbox.waits_for_more,
                 wait_for_consumer=inbox.wait_until_ready,
             )
-            self._reader.take_bytes_from(self.stream)
-            async with anyio.create_task_group() as task_group:
-                self._task_group = task_group
-                task_group.start_soon(self._read_frames)
-                await self._run_app()
+            with anyio.CancelScope() as self._scope:
+                self._reader.start(self.stream, self._spawn, self._reading_ended)
+                # Awaited here, not in a method of its own: each coroutine an idle
+                # connection waits in is a frame kept for as long as it waits (~0.25 KiB).
+                await self._host.run(self.app)
+                if self._host.ending is Ending.RETURNED_BEFORE_ANSWER:
+                    logger.error(
+                        "%s - the app returned without accepting or rejecting",
+                        _peer(self.client_address),
+                    )
                 await self._finish_closing()
-                task_group.cancel_scope.cancel()
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, OSError):
             pass  # the client vanished; nothing left to tell it
         finally:
+            # The reader's task, if one reads now, ends with the stream closed below.
+            for scope in (self._answer_scope, self._keepalive_scope):
+                if scope is not None:
+                    scope.cancel()
             if isinstance(self.stream, AsyncioSocketStream):
-                self.stream.consumer = None
+                self.stream.consumer = self.stream.wake_reader = None
             # The reader holds our bound methods: without it, a finished connection is
             # freed at once, not by the cycle collector.
             self._reader = None
-            with anyio.CancelScope(shield=True):
-                await self.stream.aclose()
+            try:
+                with anyio.CancelScope(shield=True):
+                    await self.stream.aclose()
+            finally:
+                self._finished(self)
 
     # -- handshake ---------------------------------------------------------------------------
 
@@ -318,24 +370,18 @@ class SocketConnection:
             exchange.status_code,
         )
 
-    async def _run_app(self) -> None:
-        assert self._host is not None
-        await self._host.run(self.app)
-        if self._host.ending is Ending.RETURNED_BEFORE_ANSWER:
-            logger.error(
-                "%s - the app returned without accepting or rejecting", _peer(self.client_address)
-            )
-
     def _answered(self, accepted: bool) -> None:
         """The app accepted or rejected: the reader may read on, the keepalive start."""
         assert self._bridge is not None
+        if self._reader is not None:
+            self._reader.receive_with(self._receive)
         if self._answer_scope is not None:
             self._answer_scope.cancel()
         if accepted and self.config.ping_interval is not None:
-            assert self._task_group is not None
-            # From the accept on: a keepalive started with the task group would find
-            # the connection not yet open and end at once.
-            self._task_group.start_soon(self._keep_alive, self.config.ping_interval)
+            # From the accept on: a keepalive started with the reader would find the
+            # connection not yet open and end at once.
+            self._keepalive_scope = anyio.CancelScope()
+            self._spawn(self._keep_alive)
         logger.info(
             '%s - "WebSocket %s" [%s]',
             _peer(self.client_address),
@@ -357,11 +403,6 @@ class SocketConnection:
         except anyio.BrokenResourceError as exc:
             raise ClientDisconnected("the client has disconnected") from exc
 
-    async def _receive_bytes(self) -> bytes:
-        if self.core.state is ConnectionState.CONNECTING:
-            return await self._read_before_the_answer()
-        return await self.stream.receive(self.config.read_size)
-
     def _on_event(self, event: Event) -> None:
         if isinstance(event, Closed):  # the reader has written our close frame already
             self._set_closed()
@@ -371,9 +412,7 @@ class SocketConnection:
         if message is not None:
             self._inbox.deliver(message)
 
-    async def _read_frames(self) -> None:
-        assert self._reader is not None
-        await self._reader.run()
+    def _reading_ended(self) -> None:
         self._set_closed()
         self._inbox.disconnect(self.core.close_code or 1006)
 
@@ -384,16 +423,21 @@ class SocketConnection:
         the bound the server stops reading, so the kernel's buffers fill and the client's
         ``send()`` blocks instead of our memory growing for as long as the app takes.
         Returns ``b""`` once the app has answered: the frames that came first are handled
-        before anything else is read.
+        before anything else is read, then the reader reads with ``self._receive``.
         """
         budget = self.config.max_request_size - self._read_before_answer
-        with anyio.CancelScope() as self._answer_scope:
-            if budget <= 0:
-                await anyio.sleep_forever()
-            data = await self.stream.receive(min(budget, self.config.read_size))
-            self._read_before_answer += len(data)
-            return data
-        return b""
+        try:
+            with anyio.CancelScope() as self._answer_scope:
+                if budget <= 0:
+                    await anyio.sleep_forever()
+                # Not anyio's receive(): on trio, cancelled there (by the answer), it leaves
+                # a reference cycle through this frame, and the connection to the collector.
+                data = await receiver(self.stream, min(budget, self.config.read_size))()
+                self._read_before_answer += len(data)
+                return data
+            return b""
+        finally:
+            self._answer_scope = None  # not kept by the open connection (~0.6-0.8 KiB)
 
     async def _finish_closing(self) -> None:
         """After the app: wait (bounded) for the peer to answer our close frame."""
@@ -407,11 +451,14 @@ class SocketConnection:
         if self._closed_event is not None:
             self._closed_event.set()
 
-    async def _keep_alive(self, interval: float) -> None:
-        if await self._keepalive.run(interval, self.config.ping_timeout):
-            logger.info("%s - keepalive ping timed out", _peer(self.client_address))
-            self._inbox.disconnect(1011, "keepalive ping timeout")
-            self._set_closed()
+    async def _keep_alive(self) -> None:
+        assert self._keepalive_scope is not None
+        assert self.config.ping_interval is not None
+        with self._keepalive_scope:
+            if await self._keepalive.run(self.config.ping_interval, self.config.ping_timeout):
+                logger.info("%s - keepalive ping timed out", _peer(self.client_address))
+                self._inbox.disconnect(1011, "keepalive ping timeout")
+                self._set_closed()
 
 
 def _peer(address: tuple[str, int] | None) -> str:

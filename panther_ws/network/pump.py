@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -13,6 +14,9 @@ from panther_ws.protocol import Connection, ConnectionState, ProtocolError
 from panther_ws.protocol.events import Closed, Event, Message, Pong
 
 _STREAM_GONE = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+
+# Starts a task (a task group's ``start_soon``); what the task raises is the owner's.
+Spawn = Callable[[Callable[[], Coroutine[Any, Any, None]]], object]
 
 
 class OrderedWriter:
@@ -133,7 +137,9 @@ class FrameReader:
     :meth:`take_in_now` is the asyncio stream's consumer (see
     :attr:`panther_ws.network.stream.AsyncioSocketStream.consumer`): a message reaches a
     consumer that already waits straight from the transport's callback, one pass of the
-    event loop earlier than through the reader task.
+    event loop earlier than through the reader task. :meth:`start` goes one step further
+    for a server's many idle connections: on asyncio the reader's task ends whenever the
+    callback can carry on alone, and a new one starts when there is waiting to do.
     """
 
     __slots__ = (
@@ -141,12 +147,17 @@ class FrameReader:
         "_consumer_waits",
         "_core",
         "_deliver",
+        "_ended",
+        "_failure",
         "_handed_over",
         "_idle",
         "_interrupt",
         "_keepalive",
         "_parse_first",
+        "_reading",
         "_receive",
+        "_spawn",
+        "_stream",
         "_wait_for_consumer",
         "_writer",
     )
@@ -178,11 +189,94 @@ class FrameReader:
         self._idle = False  # waiting in receive(): take_in_now() may parse meanwhile
         self._handed_over: Event | None = None  # what take_in_now() took out, for step()
         self._interrupt: Callable[[], None] | None = None
+        self._failure: BaseException | None = None  # raised in take_in_now(), for step()
+        # Set by start():
+        self._stream: AsyncioSocketStream | None = None  # read with no task while idle
+        self._spawn: Spawn | None = None
+        self._ended: Callable[[], None] | None = None
+        self._reading = False  # a task of start()'s reads (or has failed)
 
     async def run(self) -> None:
         """Read and deliver until the core is closed or the stream ends."""
         while self._core.state is not ConnectionState.CLOSED and await self.step():
             pass
+
+    def receive_with(self, receive: Callable[[], Awaitable[bytes]]) -> None:
+        """Read with ``receive`` from now on (a server's, once its app has answered).
+
+        A swap rather than a function that asks each time which phase it is in: the reader
+        of an idle connection waits in its receive, and every coroutine it waits through is
+        a frame kept per connection.
+        """
+        self._receive = receive
+
+    def start(
+        self,
+        stream: anyio.abc.ByteStream,
+        spawn: Spawn,
+        ended: Callable[[], None],
+    ) -> None:
+        """Read and deliver in tasks ``spawn`` starts; ``ended()`` once :meth:`run` would end.
+
+        On asyncio's stream a task reads only while there is something to wait for (the
+        request's answer, a consumer that is not ready, a write, bytes the callback left):
+        an idle connection's reader costs no task at all, the transport's callback parses
+        what comes (:meth:`take_in_now`) and wakes a new task for anything else. Elsewhere
+        (trio, TLS) one task reads throughout. What a task raises goes to ``spawn``'s owner.
+        """
+        self._spawn, self._ended = spawn, ended
+        if isinstance(stream, AsyncioSocketStream):
+            self._stream = stream
+            self.take_bytes_from(stream)
+            stream.wake_reader = self._wake
+        self._reading = True
+        spawn(self._read)
+
+    def _wake(self) -> None:
+        """The stream has something for ``receive()`` and no task reads: start one."""
+        if not self._reading:
+            self._reading = True
+            assert self._spawn is not None  # set by start(), with this callback
+            self._spawn(self._read)
+
+    async def _read(self) -> None:
+        core = self._core
+        if core.has_pending_input and not self._behind:
+            # Frames that came before the consumer's answer (the app accepted before this
+            # task first ran): parsed before anything else is read.
+            self._parse_first = True
+        # What the callback left (an event, an error) is handled even if the core closed.
+        while (
+            core.state is not ConnectionState.CLOSED
+            or self._handed_over is not None
+            or self._failure is not None
+        ):
+            if self._may_rest():
+                self._reading = False  # the callback carries on; _wake() starts the next task
+                return
+            if not await self.step():
+                break
+        assert self._ended is not None  # set by start()
+        self._ended()
+
+    def _may_rest(self) -> bool:
+        """Whether the transport's callback can take over from here (asyncio only).
+
+        Only while the connection is open, nothing waits unparsed and the stream holds
+        nothing for ``receive()``: the callback is offered only bytes that come later.
+        """
+        stream = self._stream
+        if stream is None or self._behind or self._parse_first:
+            return False
+        if self._handed_over is not None:
+            return False
+        core = self._core
+        if core.state is not ConnectionState.OPEN or core.has_pending_input:
+            return False
+        if stream.receive_would_wait():
+            self._idle = True  # take_in_now() may parse from now on
+            return True
+        return False
 
     async def step(self) -> bool:
         """Deliver what waits in the core, else read once and deliver what came.
@@ -206,6 +300,9 @@ class FrameReader:
                     self._core.receive_data(data)
                 except ProtocolError:
                     return False
+        if self._failure is not None:  # what the transport's callback could not raise
+            failure, self._failure = self._failure, None
+            raise failure
         if self._behind:  # the consumer has a message and more input waits: it comes first
             self._behind = False
             await self._wait_for_consumer()
@@ -249,20 +346,24 @@ class FrameReader:
         core = self._core
         if not (self._idle and self._consumer_waits() and core.state is ConnectionState.OPEN):
             return False
-        core.receive_data(data)
         hand_over = False
-        for event in core.events():
-            if isinstance(event, Message):
-                self._deliver(event)
-                hand_over = self._behind = core.has_pending_input
-            elif isinstance(event, Pong):
-                self._keepalive.pong_received()
-                self._deliver(event)
-            else:  # a ping (its pong is queued) or the close
-                self._handed_over = event
-                hand_over = True
-            if hand_over:
-                break
+        try:
+            core.receive_data(data)
+            for event in core.events():
+                if isinstance(event, Message):
+                    self._deliver(event)
+                    hand_over = self._behind = core.has_pending_input
+                elif isinstance(event, Pong):
+                    self._keepalive.pong_received()
+                    self._deliver(event)
+                else:  # a ping (its pong is queued) or the close
+                    self._handed_over = event
+                    hand_over = True
+                if hand_over:
+                    break
+        except Exception as exc:  # the transport would only log it: the reader raises it
+            self._failure = exc
+            hand_over = True
         if hand_over or core.wants_to_write:
             self._idle = False
             assert self._interrupt is not None  # set with the consumer

@@ -1,13 +1,18 @@
-"""ASGI apps served over real sockets in the network tests."""
+"""ASGI apps served over real sockets in the network tests, and a server that never answers."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
+import anyio.abc
 import orjson
+
+from panther_ws.protocol import ConnectionState, ServerConnection
+from panther_ws.protocol.events import Request
 
 SENT: list[int] = []
 
@@ -137,3 +142,27 @@ async def websocket_only_app(scope: dict[str, Any], receive: Any, send: Any) -> 
     """A bare ASGI app that knows nothing of lifespan, as many do: it asserts its scope."""
     assert scope["type"] == "websocket", f"cannot serve {scope['type']!r}"
     await echo_app(scope, receive, send)
+
+
+@contextlib.asynccontextmanager
+async def deaf_server() -> AsyncIterator[int]:
+    """A server that accepts the upgrade, then reads and ignores everything, the close too."""
+
+    async def serve(stream: anyio.abc.SocketStream) -> None:
+        core = ServerConnection()
+        async with stream:
+            while core.state is ConnectionState.CONNECTING:
+                core.receive_data(await stream.receive())
+                for event in core.events():
+                    if isinstance(event, Request):
+                        core.accept()
+            await stream.send(core.data_to_send())
+            with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+                while True:
+                    await stream.receive()
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    async with anyio.create_task_group() as task_group:
+        task_group.start_soon(listener.serve, serve)
+        yield listener.extra(anyio.abc.SocketAttribute.local_port)
+        task_group.cancel_scope.cancel()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,6 +15,9 @@ from panther_ws.network.pump import FrameReader, Keepalive, OrderedWriter
 from panther_ws.network.stream import AsyncioSocketStream, connect_tcp
 from panther_ws.protocol import ClientConnection, ConnectionState, ServerConnection
 from panther_ws.protocol.events import Accepted, Closed, Event, Message, Request
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
 
 pytestmark = pytest.mark.anyio
 
@@ -162,3 +166,58 @@ async def test_a_waiting_consumer_gets_its_message_from_the_transports_callback(
             assert consumer.delivered == [Message("now")]
             assert not stepped
             task_group.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_started_reader_rests_while_idle_and_wakes_for_a_close() -> None:
+    consumer = Consumer()
+    ended = anyio.Event()
+    async with connected(consumer) as (reader, stream, peer, server):
+        assert isinstance(stream, AsyncioSocketStream)
+        reads = 0
+        reader_receive = stream.receive
+
+        async def counted(max_bytes: int = 65536) -> bytes:
+            nonlocal reads
+            reads += 1
+            return await reader_receive(max_bytes)
+
+        stream.receive = counted  # type: ignore[method-assign]
+        async with anyio.create_task_group() as task_group:
+            reader.start(stream, task_group.start_soon, ended.set)
+            await anyio.sleep(0.05)
+            assert reads == 0  # nothing to wait for: no task waits in receive()
+            server.send("hello")
+            await peer.send(server.data_to_send())
+            with anyio.fail_after(5):
+                await consumer.got_one.wait()
+            assert consumer.delivered == [Message("hello")]
+            assert reads == 0  # parsed in the transport's callback
+            server.close(1000, "done")
+            await peer.send(server.data_to_send())
+            with anyio.fail_after(5):
+                await ended.wait()
+        assert consumer.delivered == [Message("hello"), Closed(1000, "done")]
+        assert consumer.our_bytes_left_first == [True]
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_what_parsing_raises_in_the_transports_callback_surfaces_in_a_task() -> None:
+    consumer = Consumer()
+
+    def deliver(event: Event) -> None:
+        raise RuntimeError(f"cannot take {event}")
+
+    async with connected(consumer) as (reader, stream, peer, server):
+        reader._deliver = deliver
+        with pytest.raises(BaseExceptionGroup) as raised:
+            async with anyio.create_task_group() as task_group:
+                reader.start(stream, task_group.start_soon, lambda: None)
+                await anyio.sleep(0.05)  # resting: the next bytes go to the callback
+                server.send("boom")
+                await peer.send(server.data_to_send())
+                with anyio.fail_after(5):
+                    await anyio.sleep_forever()
+        (error,) = raised.value.exceptions
+        assert isinstance(error, RuntimeError)
+        assert str(error) == "cannot take Message(data='boom')"

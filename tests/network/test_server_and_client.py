@@ -6,6 +6,7 @@ import collections
 import contextlib
 import gc
 import socket
+import sys
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,11 +18,13 @@ import pytest
 
 from panther_ws.client import connect
 from panther_ws.network.connection import SocketConnection
-from panther_ws.protocol import ClientConnection, ConnectionState, ServerConnection
-from panther_ws.protocol.events import Request
+from panther_ws.protocol import ClientConnection, ConnectionState
 from panther_ws.server import Server, ServerConfig
 from panther_ws_testing import WebsocketClosed, WebsocketRejected
 from tests.network import apps
+
+if sys.version_info < (3, 11):
+    pass  # type: ignore[import-not-found,unused-ignore]
 
 pytestmark = pytest.mark.anyio
 
@@ -212,28 +215,13 @@ async def test_a_client_that_never_answers_pings_is_closed_with_1011(accept_afte
 
 
 async def test_our_client_gives_up_on_a_server_that_never_answers_pings() -> None:
-    async def deaf_server(stream: anyio.abc.SocketStream) -> None:
-        core = ServerConnection()
-        async with stream:
-            while core.state is ConnectionState.CONNECTING:
-                core.receive_data(await stream.receive())
-                for event in core.events():
-                    if isinstance(event, Request):
-                        core.accept()
-            await stream.send(core.data_to_send())
-            with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
-                while True:  # read and ignore everything, pings included
-                    await stream.receive()
-
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    port = listener.extra(anyio.abc.SocketAttribute.local_port)
-    async with anyio.create_task_group() as task_group:
-        task_group.start_soon(listener.serve, deaf_server)
-        async with connect(f"ws://127.0.0.1:{port}/", ping_interval=0.05, ping_timeout=0.1) as ws:
-            with anyio.fail_after(5), pytest.raises(WebsocketClosed) as closed:
-                await ws.receive()
-        assert closed.value.code == 1011
-        task_group.cancel_scope.cancel()
+    async with (
+        apps.deaf_server() as port,
+        connect(f"ws://127.0.0.1:{port}/", ping_interval=0.05, ping_timeout=0.1) as ws,
+    ):
+        with anyio.fail_after(5), pytest.raises(WebsocketClosed) as closed:
+            await ws.receive()
+    assert closed.value.code == 1011
 
 
 async def test_a_refused_tcp_connection_is_an_os_error() -> None:
@@ -275,10 +263,11 @@ async def test_an_app_that_returns_while_open_closes_with_1000() -> None:
             assert await ws.wait_closed() == (1000, "")
 
 
-async def test_an_idle_connection_keeps_no_event_scope_or_queue_of_its_own() -> None:
+async def test_an_idle_connection_keeps_no_event_queue_or_second_scope_of_its_own() -> None:
     # Each is 0.6-1 KiB per open idle connection (an empty deque alone is 760 bytes), and
     # 10,000 idle connections must fit where the websockets server fits them: made when a
-    # wait or a message needs them, let go when the handshake is done.
+    # wait or a message needs them, let go when the handshake is done. The one scope left
+    # is the one shutdown cancels (a task group of the connection's would hold one too).
     async with running() as server, connect(f"ws://127.0.0.1:{server.port}/echo") as ws:
         await ws.send("warm")
         assert await ws.receive() == "warm"
@@ -291,10 +280,13 @@ async def test_an_idle_connection_keeps_no_event_scope_or_queue_of_its_own() -> 
         ]
         held = [
             value
-            for value in vars(connection).values()
-            if isinstance(value, (anyio.Event, anyio.CancelScope, collections.deque))
+            for name in SocketConnection.__slots__
+            if isinstance(
+                value := getattr(connection, name, None),
+                (anyio.Event, anyio.CancelScope, collections.deque),
+            )
         ]
-        assert held == []
+        assert held == [connection._scope]
         assert connection._inbox.messages is not None  # the echo's message made the queue
         assert not connection._inbox.messages
 
@@ -321,3 +313,130 @@ async def test_a_finished_connection_is_freed_without_the_cycle_collector() -> N
                 await freed.wait()
         finally:
             gc.enable()
+
+
+_UPGRADE = (
+    b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+def _masked(opcode: int, payload: bytes) -> bytes:
+    """One client frame (FIN set, payload under 126 bytes, all-zero mask)."""
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + b"\0\0\0\0" + payload
+
+
+async def _open_raw(port: int) -> socket.socket:
+    """A websocket opened by hand, past its 101: no client task in this process."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setblocking(False)
+    sock.sendall(_UPGRADE)
+    answer = b""
+    with anyio.fail_after(5):
+        while b"\r\n\r\n" not in answer:
+            await anyio.wait_readable(sock)
+            answer += sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 101")
+    return sock
+
+
+async def _read_raw(sock: socket.socket, count: int) -> bytes:
+    data = b""
+    with anyio.fail_after(5):
+        while len(data) < count:
+            await anyio.wait_readable(sock)
+            chunk = sock.recv(65536)
+            assert chunk, "the server closed the socket"
+            data += chunk
+    return data
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_an_idle_connection_has_one_task_on_asyncio() -> None:
+    # The reader's task ends whenever the transport's callback can carry on alone (~3 KiB
+    # per idle connection): only the connection's own task, the app's, is left waiting.
+    import asyncio
+
+    async with running() as server:
+        assert server.port is not None
+        before = len(asyncio.all_tasks())
+        sockets = [await _open_raw(server.port) for _ in range(5)]
+        try:
+            await anyio.sleep(0.1)
+            assert len(asyncio.all_tasks()) - before == 5
+        finally:
+            for sock in sockets:
+                sock.close()
+
+
+async def test_an_idle_connection_answers_a_ping_and_notices_the_peer_leave() -> None:
+    disconnected: list[int] = []
+    gone = anyio.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        message = await receive()
+        disconnected.append(message["code"])
+        gone.set()
+
+    async with running(app) as server:
+        assert server.port is not None
+        sock = await _open_raw(server.port)
+        try:
+            await anyio.sleep(0.1)  # idle: on asyncio no task reads any more
+            sock.sendall(_masked(0x9, b"still there?"))
+            assert await _read_raw(sock, 14) == b"\x8a\x0cstill there?"  # the pong
+            await anyio.sleep(0.1)
+        finally:
+            sock.close()  # gone without a close frame
+        with anyio.fail_after(5):
+            await gone.wait()
+    assert disconnected == [1006]
+
+
+async def test_a_slow_app_stops_the_server_reading_until_it_receives() -> None:
+    released = anyio.Event()
+    received: list[str] = []
+    all_received = anyio.Event()
+    expected = 0
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        await released.wait()
+        while (message := await receive())["type"] == "websocket.receive":
+            received.append(message["text"])
+            if len(received) == expected:
+                all_received.set()
+
+    async with running(app) as server:
+        assert server.port is not None
+        sock = await _open_raw(server.port)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+        burst = b"".join(_masked(0x1, b"%06d" % i + b"x" * 100) for i in range(10_000))
+        sent = 0
+        try:
+            stalled = 0.0
+            while stalled < 0.5 and sent < 64 * len(burst):
+                try:
+                    sent += sock.send(burst[sent % len(burst) :])
+                    stalled = 0.0
+                except BlockingIOError:
+                    await anyio.sleep(0.05)
+                    stalled += 0.05
+            # Nothing reads past the first messages while the app does not receive: the
+            # kernel's buffers fill and the peer's sends stop (70 MiB would go otherwise).
+            assert stalled >= 0.5
+            assert sent < 16 * len(burst)
+            expected = sent // len(_masked(0x1, b"0" * 106))  # whole frames only
+            released.set()
+            with anyio.fail_after(10):
+                await all_received.wait()
+            assert received[:3] == [f"{i:06d}" + "x" * 100 for i in range(3)]
+        finally:
+            sock.close()
