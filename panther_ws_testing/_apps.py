@@ -42,7 +42,7 @@ class AppTask:
     own task, where its cancel scopes belong) and the task ends.
     """
 
-    __slots__ = ("_cancel", "_coro", "abandoned", "cancel_requested", "name")
+    __slots__ = ("_cancel", "_coro", "abandoned", "cancel_requested", "name", "started")
 
     def __init__(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         self._coro = coro
@@ -50,6 +50,7 @@ class AppTask:
         self._cancel: Callable[[], object] = _nothing
         self.cancel_requested = False
         self.abandoned = False
+        self.started = False  # its task has taken its first step
 
     def cancel(self) -> None:
         """Cancel the app; ``cancel_requested`` tells its own cancellations from ours."""
@@ -160,8 +161,14 @@ class AppTasks:
         # trio's) is delivered at every await until the task returns: cancel until it does.
         with anyio.move_on_after(limit):
             while self._running:
-                for task in self._running:
+                for task in list(self._running):
                     task.cancel()
+                    if not task.started and self._loop is not None:
+                        # asyncio throws the cancellation into a task's coroutine before
+                        # its first step: its body (and the finally that reports it) never
+                        # runs, and neither does the app, whose coroutine is closed unstarted.
+                        task._coro.close()
+                        self._finished(task)
                 self._idle = self._primitives.event()
                 with anyio.move_on_after(_CANCEL_AGAIN_EVERY):
                     await self._idle.wait()
@@ -176,9 +183,8 @@ class AppTasks:
         task = AppTask(coro, name)
         self._running.add(task)
         if self._loop is not None:
-            asyncio_task = self._loop.create_task(_run(task), name=name)
-            asyncio_task.add_done_callback(lambda _: self._finished(task))
-            task._cancel = asyncio_task.cancel
+            # The task reports its own end: a done callback would cost a pass of the loop.
+            task._cancel = self._loop.create_task(self._run(task), name=name).cancel
             return task
         import trio
 
@@ -187,16 +193,20 @@ class AppTasks:
         self._nursery.start_soon(self._in_scope, scope, task, name=name)
         return task
 
+    async def _run(self, task: AppTask) -> None:
+        task.started = True
+        try:
+            await task
+        finally:
+            self._finished(task)
+
     async def _in_scope(self, scope: Any, task: AppTask) -> None:
+        task.started = True  # a trio task always runs, to its first checkpoint at least
         try:
             with scope:
                 await task
         finally:
             self._finished(task)
-
-
-async def _run(task: AppTask) -> None:
-    await task
 
 
 def _nothing() -> None:

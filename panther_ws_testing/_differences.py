@@ -19,7 +19,7 @@ import sys
 import sysconfig
 import warnings
 from dataclasses import dataclass
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any
 
 
@@ -110,9 +110,11 @@ class Behaviour(enum.Enum):
     )
 
 
-# The test's line that opened a session, where its warnings point: file, line, the module's
-# globals (a plain tuple: one is made at every connect).
-CallSite = tuple[str, int, dict[str, Any]]
+# The test's line that opened a session, where its warnings point: the test's code, the
+# offset of its last instruction, the module's globals (a plain tuple: one is made at every
+# connect). The line number is worked out from the offset only for a warning, as a frame's
+# f_lineno costs a third of a whole connect() walk, and most sessions never warn.
+CallSite = tuple[CodeType, int, dict[str, Any]]
 
 # Frames skipped on the way out to the test: the harness's own, and the context managers
 # the sync client wraps ``connect()`` in. A frame of the standard library or of an installed
@@ -125,16 +127,48 @@ _NOT_TESTS = tuple(
 
 
 def calling_test() -> CallSite | None:
-    """The first frame outside the harness: the test's line, or None if it is no test's."""
-    frame: FrameType | None = sys._getframe(1)
+    """The first frame outside the harness: the test's line, or None if it is no test's.
+
+    The walk starts at the caller's caller (the caller being the harness's ``connect()``):
+    each frame looked at is an object made for the look, a third of the walk's cost.
+    """
+    frame: FrameType | None = sys._getframe(2)
     while frame is not None:
         filename = frame.f_code.co_filename
-        if not (filename.startswith(_HARNESS) or filename == _CONTEXTLIB):
-            if filename.startswith(_NOT_TESTS):
-                return None
-            return filename, frame.f_lineno, frame.f_globals
+        kind = _FILE_KINDS.get(filename)
+        if kind is None:
+            kind = _file_kind(filename)
+        if kind is _Frame.TEST:
+            return frame.f_code, frame.f_lasti, frame.f_globals
+        if kind is _Frame.NO_TEST:
+            return None
         frame = frame.f_back
     return None
+
+
+class _Frame(enum.Enum):
+    HARNESS = "skipped on the way out"
+    TEST = "the test's"
+    NO_TEST = "no test's: an event loop, a portal, a library"
+
+
+# Each file's kind, as every connect() walks the same few frames: comparing prefixes costs more
+# than the rest of the walk. Cleared when full (files made at run time, as exec() names them).
+_FILE_KINDS: dict[str, _Frame] = {}
+_MAX_FILE_KINDS = 4096
+
+
+def _file_kind(filename: str) -> _Frame:
+    if filename.startswith(_HARNESS) or filename == _CONTEXTLIB:
+        kind = _Frame.HARNESS
+    elif filename.startswith(_NOT_TESTS):
+        kind = _Frame.NO_TEST
+    else:
+        kind = _Frame.TEST
+    if len(_FILE_KINDS) >= _MAX_FILE_KINDS:
+        _FILE_KINDS.clear()
+    _FILE_KINDS[filename] = kind
+    return kind
 
 
 def warn_server_difference(behaviour: Behaviour, *, path: str, at: CallSite | None) -> None:
@@ -148,12 +182,20 @@ def warn_server_difference(behaviour: Behaviour, *, path: str, at: CallSite | No
     if at is None:
         warnings.warn(f"{message} (the websocket to {path!r})", ServerDifferenceWarning, 2)
         return
-    filename, lineno, module_globals = at
+    code, offset, module_globals = at
     warnings.warn_explicit(
         message,
         ServerDifferenceWarning,
-        filename,
-        lineno,
+        code.co_filename,
+        _line_at(code, offset),
         registry=module_globals.setdefault("__warningregistry__", {}),
         module_globals=module_globals,
     )
+
+
+def _line_at(code: CodeType, offset: int) -> int:
+    """The source line of the instruction at ``offset``, as the frame's f_lineno said then."""
+    for start, end, line in code.co_lines():
+        if start <= offset < end and line is not None:
+            return line
+    return code.co_firstlineno

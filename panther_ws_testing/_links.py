@@ -57,20 +57,29 @@ class Rejection(Event):
     body: bytes = b""
 
 
-class Ends:
-    """Where a link delivers: the app's inbox (and the transcript) and the client's inbox.
+# Most apps accept with neither a subprotocol nor headers: one event, immutable, serves them all.
+_PLAIN_ACCEPT = Accepted()
 
-    A link holds this rather than its session or its host, so a finished session is no
-    reference cycle: it is freed at once instead of by the cycle collector, whose passes
-    cost a suite with thousands of connections more than the connections themselves.
+
+class _Link:
+    """What both links share: where they deliver, and the client's close on its way to the app.
+
+    A link delivers to the app's inbox (and the transcript) and to the client's inbox, and
+    holds those rather than its session or its host, so a finished session is no reference
+    cycle: it is freed at once instead of by the cycle collector, whose passes cost a suite
+    with thousands of connections more than the connections themselves.
     """
 
-    __slots__ = ("app", "client_inbox", "transcript")
+    # Until the test closes (class defaults: a connect sets only what it must).
+    _lost = 0  # bytes the app sent after the test closed, lost with the client
+    _closing = (1000, "")  # the test's close, until it reaches the app
+    client_closed = False  # the test closed (or dropped) the connection
 
     def __init__(self, app: AppInbox, client_inbox: Inbox, transcript: Transcript) -> None:
         self.app = app
         self.client_inbox = client_inbox
         self.transcript = transcript
+        self._to_client = client_inbox.put
 
     def to_app(self, message: dict[str, Any]) -> None:
         self.transcript.append(("client", message))
@@ -89,22 +98,11 @@ class Ends:
         if len(transcript) > Transcript.LIMIT:
             transcript.trim()
 
-
-class _Link:
-    """What both links share: the client's close, on its way to the app."""
-
-    def __init__(self, ends: Ends) -> None:
-        self._ends = ends
-        self._to_client = ends.client_inbox.put
-        self._lost = 0  # bytes the app sent after the test closed, lost with the client
-        self._closing = (1000, "")  # the test's close, until it reaches the app
-        self.client_closed = False  # the test closed (or dropped) the connection
-
     def client_close(self, code: int, reason: str) -> None:
         """The test closed: the app learns it when it next waits for input (see the module)."""
         self.client_closed = True
         self._closing = (code, reason)
-        self._ends.app.on_next_wait(self._close_reaches_app)
+        self.app.on_next_wait(self._close_reaches_app)
 
     def _close_reaches_app(self) -> None:
         raise NotImplementedError
@@ -112,7 +110,7 @@ class _Link:
     def _lost_message(self, data: str | bytes) -> None:
         """The app sent ``data`` after the test closed: lost, and at most a buffer's worth."""
         self._lost += len(data) + Inbox.MESSAGE_COST
-        if self._lost > self._ends.client_inbox.limit:
+        if self._lost > self.client_inbox.limit:
             self._close_reaches_app()
 
 
@@ -122,11 +120,13 @@ class DirectLink(_Link):
     paused = False  # no bytes to hold back: see WireLink.pause_reading
     held = 0
 
-    def __init__(self, ends: Ends, *, strict: bool = False) -> None:
-        super().__init__(ends)
-        self._validator = ASGIAppMessageValidator(denial_response=True, strict=strict)
-        self._to_app = ends.to_app
-        self._denial: DenialResponse | None = None
+    _denial: DenialResponse | None = None  # a denial response, until its last body part
+
+    def __init__(
+        self, app: AppInbox, client_inbox: Inbox, transcript: Transcript, *, strict: bool = False
+    ) -> None:
+        super().__init__(app, client_inbox, transcript)
+        self._validator = ASGIAppMessageValidator(strict=strict)
 
     # -- the sink ------------------------------------------------------------------------
 
@@ -147,8 +147,7 @@ class DirectLink(_Link):
         return not self.client_closed
 
     def apply_app_message(self, message: Mapping[str, Any]) -> Leniency | None:
-        ends = self._ends
-        ends.from_app(message)
+        self.from_app(message)
         was_accepted = self._validator.accepted
         leniency = self._validator.check(message)
         message_type = message["type"]
@@ -157,24 +156,24 @@ class DirectLink(_Link):
             data = text if text is not None else bytes(message["bytes"])
             if not self.client_closed:
                 self._to_client(Message(data))
-            elif ends.app.disconnected:
+            elif self.app.disconnected:
                 raise ClientDisconnected("the app sent a message after the client disconnected")
             else:
                 self._lost_message(data)
         elif message_type == "websocket.accept":
-            headers = message.get("headers") or ()
-            self._to_client(
-                Accepted(
-                    message.get("subprotocol"), tuple((bytes(k), bytes(v)) for k, v in headers)
-                )
-            )
+            subprotocol, headers = message.get("subprotocol"), message.get("headers")
+            if subprotocol is None and not headers:
+                self._to_client(_PLAIN_ACCEPT)
+            else:
+                pairs = tuple((bytes(k), bytes(v)) for k, v in headers or ())
+                self._to_client(Accepted(subprotocol, pairs))
         elif message_type == "websocket.close":
             code, reason = message.get("code") or 1000, _reason(message)
             if was_accepted:
                 if not self.client_closed:
                     self.client_closed = True
                     self._to_client(Closed(code, reason or ""))
-                ends.disconnect_app(code, reason or "")  # the client answers at once
+                self.disconnect_app(code, reason or "")  # the client answers at once
             else:
                 self._to_client(Rejection(403, code, reason))
         elif message_type == "websocket.http.response.start":
@@ -190,7 +189,7 @@ class DirectLink(_Link):
 
     def client_send(self, data: str | bytes) -> None:
         key = "text" if isinstance(data, str) else "bytes"
-        self._to_app({"type": "websocket.receive", key: data})
+        self.to_app({"type": "websocket.receive", key: data})
 
     def client_ping(self, payload: bytes) -> bool:
         """ASGI has no ping: a server answers it without the app, so there is nothing to do.
@@ -205,12 +204,12 @@ class DirectLink(_Link):
         return not self.client_closed
 
     def _close_reaches_app(self) -> None:
-        self._ends.disconnect_app(*self._closing)
+        self.disconnect_app(*self._closing)
 
     def drop(self) -> None:
         """The connection ends without a close frame: the app sees 1006."""
         self.client_closed = True
-        self._ends.disconnect_app(1006, "")
+        self.disconnect_app(1006, "")
 
 
 class WireLink(_Link):
@@ -218,7 +217,9 @@ class WireLink(_Link):
 
     def __init__(
         self,
-        ends: Ends,
+        app: AppInbox,
+        client_inbox: Inbox,
+        transcript: Transcript,
         *,
         host: str,
         path: str,
@@ -230,7 +231,7 @@ class WireLink(_Link):
         scope_extras: Mapping[str, Any],
         strict: bool = False,
     ) -> None:
-        super().__init__(ends)
+        super().__init__(app, client_inbox, transcript)
         self._fragment_size = fragment_size
         self._client = ClientConnection(
             host,
@@ -281,7 +282,7 @@ class WireLink(_Link):
         return not self.client_closed and self.bridge.peer_connected
 
     def apply_app_message(self, message: Mapping[str, Any]) -> Leniency | None:
-        self._ends.from_app(message)
+        self.from_app(message)
         bridge = self.bridge
         if message.get("type") == "websocket.close" and not bridge.finished:
             self._pending_close = (message.get("code") or 1000, _reason(message))
@@ -314,7 +315,7 @@ class WireLink(_Link):
             self._client.close(*self._closing)
             self._client_to_server()
         else:
-            self._ends.disconnect_app(*self._closing)
+            self.disconnect_app(*self._closing)
 
     def drop(self) -> None:
         """The connection ends without a close frame: the app sees 1006."""
@@ -322,7 +323,7 @@ class WireLink(_Link):
         if self._server.state is not ConnectionState.CLOSED:
             self._server.receive_data(None)
             self._deliver_server_events()
-        self._ends.disconnect_app(1006, "")
+        self.disconnect_app(1006, "")
 
     def send_raw(self, data: bytes) -> None:
         """``data`` reaches the server core as the client's socket would write it."""
@@ -385,14 +386,14 @@ class WireLink(_Link):
         self._client_to_server()
 
     def _deliver_server_events(self) -> None:
-        bridge, ends = self.bridge, self._ends
+        bridge = self.bridge
         for event in self._server.events():
             if isinstance(event, Closed):
-                ends.disconnect_app(event.code, event.reason)
+                self.disconnect_app(event.code, event.reason)
                 continue
             message = bridge.receive_message_for(event)
             if message is not None:
-                ends.to_app(message)
+                self.to_app(message)
 
 
 def _reason(close: Mapping[str, Any]) -> Any:

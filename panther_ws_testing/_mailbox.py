@@ -13,23 +13,36 @@ from panther_ws.hosting.primitives import Event, Primitives
 from panther_ws.protocol.events import Closed, Message
 
 
-class Mailbox:
-    """A queue for one consumer: a deque plus a wake-up event created only when waiting.
+class Inbox:
+    """The client's queue: a deque plus wake-up events created only when someone waits.
 
     Cheaper than a memory object stream per message, which matters: the harness's own
-    overhead is what a test suite full of round trips pays for.
+    overhead is what a test suite full of round trips pays for. It pushes back on the app
+    the way a socket does: it counts what waits unread, each message's length (characters
+    or bytes) plus ``MESSAGE_COST`` for what keeping it costs. Once that passes ``limit``,
+    :meth:`full` is true and the app's send waits in :meth:`wait_for_room` until the test
+    reads, as a full socket buffer blocks a server's write. An app that floods a test that
+    does not read then holds a few MiB, not gigabytes, in big messages or in many small ones.
     """
 
-    __slots__ = ("_items", "_primitives", "_waiter")
+    __slots__ = ("_items", "_primitives", "_room_waiter", "_waiter", "limit", "unread")
 
-    def __init__(self, primitives: Primitives) -> None:
+    MESSAGE_COST = 1024
+
+    def __init__(self, primitives: Primitives, *, limit: int) -> None:
         self._items: deque[Any] = deque()
         self._primitives = primitives
         self._waiter: Event | None = None
+        self._room_waiter: Event | None = None
+        self.limit = limit
+        self.unread = 0
 
     def put(self, item: Any) -> None:
         self._items.append(item)
-        self.wake()
+        if type(item) is Message:
+            self.unread += len(item.data) + self.MESSAGE_COST
+        if self._waiter is not None:
+            self.wake()
 
     def wake(self) -> None:
         if self._waiter is not None:
@@ -43,49 +56,18 @@ class Mailbox:
         return self._items[0]
 
     def pop(self) -> Any:
-        return self._items.popleft()
-
-    async def wait(self) -> None:
-        """Wait until something is put or :meth:`wake` is called."""
-        if self._waiter is None:
-            self._waiter = self._primitives.event()
-        await self._waiter.wait()
-
-
-class Inbox(Mailbox):
-    """The client's mailbox, which pushes back on the app the way a socket does.
-
-    It counts what waits unread: each message's length (characters or bytes) plus
-    ``MESSAGE_COST`` for what keeping it costs. Once that passes ``limit``, :meth:`full`
-    is true and the app's send waits in :meth:`wait_for_room` until the test reads, as a
-    full socket buffer blocks a server's write. An app that floods a test that does not
-    read then holds a few MiB, not gigabytes, in big messages or in many small ones.
-    """
-
-    __slots__ = ("_room_waiter", "limit", "unread")
-
-    MESSAGE_COST = 1024
-
-    def __init__(self, primitives: Primitives, *, limit: int) -> None:
-        super().__init__(primitives)
-        self.limit = limit
-        self.unread = 0
-        self._room_waiter: Event | None = None
-
-    def put(self, item: Any) -> None:
-        self._items.append(item)
-        if type(item) is Message:
-            self.unread += len(item.data) + self.MESSAGE_COST
-        if self._waiter is not None:
-            self.wake()
-
-    def pop(self) -> Any:
         item = self._items.popleft()
         if type(item) is Message:
             self.unread -= len(item.data) + self.MESSAGE_COST
             if self._room_waiter is not None and self.unread <= self.limit:
                 self.make_room()
         return item
+
+    async def wait(self) -> None:
+        """Wait until something is put or :meth:`wake` is called."""
+        if self._waiter is None:
+            self._waiter = self._primitives.event()
+        await self._waiter.wait()
 
     def pending_close(self) -> Closed | None:
         """The close behind the unread messages, if the connection closed (it comes last)."""

@@ -26,13 +26,11 @@ class Transcript(list[Entry]):
     appends calls :meth:`trim` when the list passes :data:`LIMIT`.
     """
 
-    __slots__ = ("dropped",)
-
     LIMIT = HEAD + 2 * TAIL
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.dropped = 0  # entries no longer kept, between the head and the tail
+    # Entries no longer kept, between the head and the tail: a class default, so that making
+    # a transcript (at every connect) runs no Python; the instance's own is set by a trim.
+    dropped = 0
 
     def trim(self) -> None:
         """Drop the middle, keeping the first ``HEAD`` and the last ``TAIL`` entries."""

@@ -74,6 +74,7 @@ class WebsocketTestClient:
         strict: bool = False,
         cookies: CookiesArg = None,
     ) -> None:
+        self._setup: SessionSetup | None = None  # see __setattr__
         self.app: ASGIApp = app
         self.raise_app_exceptions = raise_app_exceptions
         self.timeout = timeout
@@ -199,9 +200,22 @@ class WebsocketTestClient:
         (the client closes what is left open on exit, with a ``ResourceWarning``).
         The jar's cookies for ``path`` go in a ``cookie`` header, unless ``headers`` has one.
         """
+        setup = self._setup or self._session_setup()
+        session = WebsocketTestSession(
+            setup,
+            path,
+            headers=headers,
+            query_params=query_params,
+            subprotocols=subprotocols,
+            opened_at=calling_test(),
+        )
+        assert self._apps is not None  # a setup exists only while the client is open
+        return Connecting(session, self._apps)
+
+    def _session_setup(self) -> SessionSetup:
         if self._apps is None or self._primitives is None:
             raise RuntimeError("use 'async with WebsocketTestClient(app) as client:' first")
-        setup = SessionSetup(
+        self._setup = SessionSetup(
             app=self.app,
             primitives=self._primitives,
             timeout=self.timeout,
@@ -216,18 +230,18 @@ class WebsocketTestClient:
             unclosed=self._unclosed,
             errors_behind_rejections=self._errors_behind_rejections,
         )
-        session = WebsocketTestSession(
-            setup,
-            path,
-            headers=headers,
-            query_params=query_params,
-            subprotocols=subprotocols,
-            opened_at=calling_test(),
-        )
-        return Connecting(session, self._apps)
+        return self._setup
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # The sessions' settings are read at each connect(): one SessionSetup serves every
+        # connect until a setting changes (building one was 5% of a whole connect).
+        object.__setattr__(self, name, value)
+        if name in _SESSION_SETTINGS:
+            object.__setattr__(self, "_setup", None)
 
     def _cookie_header(self, path: str) -> bytes | None:
-        if not self._cookies.jar:
+        # An empty jar's len() walks it with a generator (a microsecond): look at its dict.
+        if not getattr(self._cookies.jar, "_cookies", True):
             return None
         request = httpx.Request("GET", BASE_URL + path)
         self._cookies.set_cookie_header(request)
@@ -281,6 +295,23 @@ class WebsocketTestClient:
         scope["state"] = dict(self.lifespan_state)
         await self.app(scope, receive, send)
 
+
+# What a SessionSetup is made of: setting one of them makes the next connect() build a new one.
+_SESSION_SETTINGS = frozenset(
+    {
+        "app",
+        "raise_app_exceptions",
+        "timeout",
+        "wire",
+        "fragment_size",
+        "max_message_size",
+        "permessage_deflate",
+        "strict",
+        "_lifespan",
+        "_primitives",
+        "_apps",
+    }
+)
 
 # Before the modes: True ran the lifespan (and tolerated one without support), False not.
 _LIFESPAN_FLAGS: dict[bool, LifespanMode] = {True: "auto", False: "off"}

@@ -9,9 +9,10 @@ close when it ends without closing). The session has the surface of the network 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
-from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -35,7 +36,7 @@ from panther_ws.protocol.payloads import as_payload
 from panther_ws_testing._apps import AppTask, AppTasks
 from panther_ws_testing._differences import Behaviour, CallSite, warn_server_difference
 from panther_ws_testing._exceptions import AppCrashed
-from panther_ws_testing._links import DirectLink, Ends, Link, Rejection, WireLink
+from panther_ws_testing._links import DirectLink, Link, Rejection, WireLink
 from panther_ws_testing._mailbox import Inbox
 from panther_ws_testing._transcript import Transcript
 
@@ -48,6 +49,14 @@ client_ports = itertools.count(50000)
 # (Inbox.MESSAGE_COST), so this is also at most 4,096 small messages; a message over the
 # bound goes through whole.
 MAX_UNREAD_BYTES = 4 * 1024 * 1024
+
+# The connect every transcript starts with and the close most sessions record: shared, as
+# nothing changes them.
+_CONNECT = ("client", {"type": "websocket.connect"})
+_NORMAL_CLOSE = Closed(1000, "")
+
+# The server's address in every scope, as a server bound to one socket reports it.
+_SERVER = ("testserver", 80)
 
 _DIFFERENCES = {
     Ending.RETURNED_WHILE_OPEN: Behaviour.RETURNED_WHILE_OPEN,
@@ -91,6 +100,18 @@ class WebsocketTestSession(TypedReceiveMixin):
     session's ``ServerDifferenceWarning``s are raised, has no frame of the test's.
     """
 
+    # Until the app answers, and then what it answered: class defaults, so that a connect
+    # sets only what it must (each store is a share of a connect's cost).
+    accepted = False
+    subprotocol: str | None = None
+    close_code: int | None = None
+    close_reason: str | None = None
+    _app_done = False  # set, with a wake-up of the inbox, when the app returns
+    _app_task: AppTask | None = None
+    _app_error: BaseException | None = None
+    _error_raised = False
+    _closed_event: Closed | None = None
+
     def __init__(
         self,
         setup: SessionSetup,
@@ -105,75 +126,55 @@ class WebsocketTestSession(TypedReceiveMixin):
         self._opened_at = opened_at
         self._timeout = setup.timeout
         self.max_message_size = setup.max_message_size
-        self.accepted = False
-        self.subprotocol: str | None = None
         self.response_headers: list[tuple[bytes, bytes]] = []
-        self.close_code: int | None = None
-        self.close_reason: str | None = None
         self.transcript = Transcript()
         primitives = setup.primitives
         self._checkpoint = primitives.checkpoint
         # What the client receives (core events), and what the app's receive() returns.
         self._inbox = Inbox(primitives, limit=MAX_UNREAD_BYTES)
         app_inbox = AppInbox(primitives)
-        ends = Ends(app_inbox, self._inbox, self.transcript)
-        self._app_done = False  # set, with a wake-up of the inbox, when the app returns
-        self._app_task: AppTask | None = None
-        self._app_error: BaseException | None = None
-        self._error_raised = False
-        self._closed_event: Closed | None = None
 
-        path = "/" + path.lstrip("/")
-        path_only, _, query = path.partition("?")
-        query_string = query
+        self.path, raw_path, query_string = _split_path(path)
         if query_params:
-            query_string = "&".join(part for part in (query, urlencode(query_params)) if part)
-        header_pairs = [
-            (name.lower(), value)
-            for name, value in normalize_headers(headers or (), call="connect()")
-        ]
-        cookie = setup.cookie_header(path)
+            query_string = "&".join(
+                part for part in (query_string, urlencode(query_params)) if part
+            )
+        header_pairs = (
+            [(name.lower(), value) for name, value in normalize_headers(headers, call="connect()")]
+            if headers
+            else []
+        )
+        cookie = setup.cookie_header(self.path)
         if cookie is not None and all(name != b"cookie" for name, _ in header_pairs):
             header_pairs.append((b"cookie", cookie))
-        raw_path = quote(path_only, safe="/%:@!$&'()*+,;=-._~")
-        target = raw_path + (f"?{query_string}" if query_string else "")
         client_addr = ("127.0.0.1", next(client_ports))
-        server_addr = ("testserver", 80)
         if setup.wire:
             wire = WireLink(
-                ends,
+                app_inbox,
+                self._inbox,
+                self.transcript,
                 host="testserver",
-                path=target,
+                path=raw_path + (f"?{query_string}" if query_string else ""),
                 headers=header_pairs,
                 subprotocols=list(subprotocols or ()),
                 fragment_size=setup.fragment_size,
                 max_message_size=setup.max_message_size,
                 permessage_deflate=setup.permessage_deflate,
-                scope_extras={"client": client_addr, "server": server_addr},
+                scope_extras={"client": client_addr, "server": _SERVER},
                 strict=setup.strict,
             )
             self._link: Link = wire
-            scope = wire.scope
+            self._scope = wire.scope
         else:
-            self._link = DirectLink(ends, strict=setup.strict)
-            request_headers = [(b"host", b"testserver"), *header_pairs]
-            if subprotocols:
-                request_headers.append(
-                    (b"sec-websocket-protocol", ", ".join(subprotocols).encode())
-                )
-            request = Request(
-                path=raw_path,
-                query_string=query_string.encode("latin-1"),
-                headers=tuple(request_headers),
-                subprotocols=tuple(subprotocols or ()),
+            self._link = DirectLink(app_inbox, self._inbox, self.transcript, strict=setup.strict)
+            template = _direct_scope(
+                raw_path, query_string, tuple(header_pairs), tuple(subprotocols or ())
             )
-            scope = build_scope(request, client=client_addr, server=server_addr)
-        self.path = path
-        self._scope = scope
+            self._scope = _own_copy(template, client_addr)
         self._host = ConnectionHost(
             self._link,
             app_inbox,
-            scope,
+            self._scope,
             flush=self._after_app_send,
             report=self._reported,
             on_leniency=self._warn,
@@ -229,33 +230,43 @@ class WebsocketTestSession(TypedReceiveMixin):
 
     # -- opening -------------------------------------------------------------------------
 
-    async def _open(self, apps: AppTasks) -> None:
-        self._scope["state"] = dict(self._setup.lifespan_state)
-        self.transcript.append(("client", {"type": "websocket.connect"}))
-        self._app_task = apps.start(self._run_app(), name=f"app for {self.path!r}")
-        event = await self._next_event(self._timeout, waiting_for="the app to accept")
-        if isinstance(event, Accepted):
-            self.accepted = True
-            self.subprotocol = event.subprotocol
-            self.response_headers = list(event.headers)
-            return
-        assert isinstance(event, Rejection)
-        self.close_code, self.close_reason = event.code, event.reason
-        rejected = WebsocketRejected(
-            status_code=event.status_code,
-            code=event.code,
-            reason=event.reason,
-            headers=event.headers,
-            body=event.body,
-        )
-        error = self._app_error
-        if error is not None and self._must_raise(error):
-            # What a client sees (HTTP 500) now, the app's exception as its cause; the
-            # client raises that exception on exit too, if the test caught the rejection.
-            self._error_raised = True
-            self._setup.errors_behind_rejections.append(error)
-            raise rejected from error
-        raise rejected
+    async def _open(self, apps: AppTasks) -> WebsocketTestSession:
+        """Start the app and wait for its answer; if that fails, the app is cancelled."""
+        try:
+            self._scope["state"] = dict(self._setup.lifespan_state)
+            self.transcript.append(_CONNECT)
+            self._app_task = apps.start(self._run_app(), name=f"app for {self.path!r}")
+            await self._checkpoint()  # most apps answer at once: no wait, no timeout scope
+            inbox = self._inbox
+            if inbox and type(inbox.peek()) is Accepted:
+                event = inbox.pop()
+            else:
+                event = await self._next_event(self._timeout, waiting_for="the app to accept")
+            if isinstance(event, Accepted):
+                self.accepted = True
+                self.subprotocol = event.subprotocol
+                self.response_headers = list(event.headers)
+                return self
+            assert isinstance(event, Rejection)
+            self.close_code, self.close_reason = event.code, event.reason
+            rejected = WebsocketRejected(
+                status_code=event.status_code,
+                code=event.code,
+                reason=event.reason,
+                headers=event.headers,
+                body=event.body,
+            )
+            error = self._app_error
+            if error is not None and self._must_raise(error):
+                # What a client sees (HTTP 500) now, the app's exception as its cause; the
+                # client raises that exception on exit too, if the test caught the rejection.
+                self._error_raised = True
+                self._setup.errors_behind_rejections.append(error)
+                raise rejected from error
+            raise rejected
+        except BaseException:
+            self.cancel_app()
+            raise
 
     # -- waiting -------------------------------------------------------------------------
 
@@ -388,13 +399,15 @@ class WebsocketTestSession(TypedReceiveMixin):
         self._setup.unclosed.pop(self, None)
         if self._closed_event is None and not self._link.client_closed:
             self._link.client_close(code, reason)
-            self._record_close(Closed(code, reason))
+            normal = code == 1000 and not reason
+            self._record_close(_NORMAL_CLOSE if normal else Closed(code, reason))
         self._inbox.make_room()  # an app blocked on a send to a test that left goes on
         await self._wait_for_app()
 
     async def _wait_for_app(self) -> None:
+        """Until the app returns, at most the timeout (it has had its disconnect)."""
         if not self._app_done:
-            await self._checkpoint()  # most apps return at once: skip the scope
+            await self._checkpoint()  # most apps return at once: then no timeout scope
         if not self._app_done:
             with anyio.move_on_after(self._timeout if self._timeout is not None else math.inf):
                 while not self._app_done:
@@ -470,19 +483,68 @@ class Connecting:
         session._setup.unclosed[session] = None
         return session
 
-    async def __aenter__(self) -> WebsocketTestSession:
-        try:
-            await self._session._open(self._apps)
-        except BaseException:
-            self._session.cancel_app()
-            raise
-        return self._session
+    def __aenter__(self) -> Coroutine[Any, Any, WebsocketTestSession]:
+        return self._session._open(self._apps)  # its coroutine: no frame of ours around it
 
     async def __aexit__(self, *exc_info: object) -> None:
         try:
             await self._session.close()
         finally:
             self._session.cancel_app()
+
+
+@functools.lru_cache(maxsize=256)
+def _split_path(path: str) -> tuple[str, str, str]:
+    """``path`` as the session names it, its percent-quoted path, and its query string.
+
+    Cached: a suite opens the same few paths thousands of times, and quoting one costs
+    about a microsecond, a few percent of a whole in-memory connect.
+    """
+    path = "/" + path.lstrip("/")
+    path_only, _, query = path.partition("?")
+    return path, quote(path_only, safe="/%:@!$&'()*+,;=-._~"), query
+
+
+@functools.lru_cache(maxsize=256)
+def _direct_scope(
+    raw_path: str,
+    query_string: str,
+    headers: tuple[tuple[bytes, bytes], ...],
+    subprotocols: tuple[str, ...],
+) -> dict[str, Any]:
+    """The scope a server builds for this upgrade request, kept to copy (see _own_copy).
+
+    Built once per distinct request, by the core's ``build_scope`` like every scope; the
+    copy costs half of building one (no quoting, decoding or lower-casing again).
+    """
+    if subprotocols:
+        headers += ((b"sec-websocket-protocol", ", ".join(subprotocols).encode()),)
+    request = Request(
+        path=raw_path,
+        query_string=query_string.encode("latin-1"),
+        headers=((b"host", b"testserver"), *headers),
+        subprotocols=subprotocols,
+    )
+    return build_scope(request, client=None, server=_SERVER)
+
+
+def _own_copy(template: dict[str, Any], client: tuple[str, int]) -> dict[str, Any]:
+    """``template`` with containers of its own: an app may change anything in its scope.
+
+    Every list and dict of ``build_scope``'s scope is made anew (a test checks that no
+    container is shared between two sessions; ``state``, the lifespan's, is set when the
+    session opens); strings, bytes and tuples are immutable.
+    """
+    scope = template.copy()
+    scope["asgi"] = template["asgi"].copy()
+    scope["headers"] = template["headers"].copy()
+    scope["subprotocols"] = template["subprotocols"].copy()
+    scope["client"] = list(client)
+    scope["server"] = template["server"].copy()
+    scope["extensions"] = extensions = template["extensions"].copy()
+    for name, value in extensions.items():
+        extensions[name] = value.copy()
+    return scope
 
 
 def _short(message: Mapping[str, Any]) -> str:

@@ -263,9 +263,10 @@ class ConnectionHost:
                     raise  # the embedder's own cancellation
             finally:
                 self.inbox.app_ended()
-            await self.conclude(
-                raised=error is not None and not isinstance(error, ClientDisconnected)
-            )
+            if self._left_open():  # most apps closed, or saw the peer leave: nothing to await
+                await self.conclude(
+                    raised=error is not None and not isinstance(error, ClientDisconnected)
+                )
         finally:
             # The callbacks are the embedder's bound methods, and the embedder holds the
             # host: without them, a finished connection is freed at once, not by the cycle
@@ -273,11 +274,15 @@ class ConnectionHost:
             self._flush = self._report = self._on_leniency = self._on_answer = None
         return error
 
+    def _left_open(self) -> bool:
+        sink = self.sink
+        return not sink.finished and sink.peer_connected
+
     async def conclude(self, *, raised: bool) -> None:
         """The app has ended: finish what it left open, as the table above says."""
-        sink = self.sink
-        if sink.finished or not sink.peer_connected:
+        if not self._left_open():
             return
+        sink = self.sink
         if sink.accepted:
             self.ending = Ending.RAISED_WHILE_OPEN if raised else Ending.RETURNED_WHILE_OPEN
             messages: tuple[ASGIMessage, ...] = (
