@@ -274,7 +274,8 @@ async def test_an_idle_connection_keeps_no_event_queue_or_second_scope_of_its_ow
         (connection,) = [
             o
             for o in gc.get_objects()
-            if isinstance(o, SocketConnection)
+            # type(), not isinstance(): gc may list a dead weakref.proxy, which raises
+            if type(o) is SocketConnection
             and o.server_address == ("127.0.0.1", server.port)
             and o.core.state is ConnectionState.OPEN
         ]
@@ -303,7 +304,7 @@ async def test_a_finished_connection_is_freed_without_the_cycle_collector() -> N
                 assert await ws.receive() == "x"
                 for candidate in gc.get_objects():
                     if (
-                        isinstance(candidate, SocketConnection)
+                        type(candidate) is SocketConnection  # a dead proxy would raise
                         and candidate.server_address == ("127.0.0.1", server.port)
                         and candidate.core.state is ConnectionState.OPEN
                     ):

@@ -80,7 +80,7 @@ async def test_leaving_waits_for_every_task(sticky: bool) -> None:
     async with owned_tasks(sticky=sticky) as tasks:
         for number in (2, 1, 3):
             tasks.start_soon(short, number)
-    assert done == [1, 2, 3]
+    assert sorted(done) == [1, 2, 3]  # all of them, whatever a loaded machine's order
 
 
 @pytest.mark.parametrize("sticky", [True, False])
