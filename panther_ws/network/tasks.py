@@ -83,53 +83,57 @@ class _AsyncioTasks:
         self._sticky = sticky
         self._loop = asyncio.get_running_loop()
         self._new_event = Primitives().event
-        # The loop keeps only weak references to its tasks: these are the strong ones, with
-        # each task's scope (None when not sticky).
-        self.running: dict[asyncio.Task[None], anyio.CancelScope | None] = {}
+        # The loop keeps only weak references to its tasks: these are the strong ones, each
+        # with its state: False until it starts, then its scope (sticky) or True.
+        self.running: dict[asyncio.Task[None], anyio.CancelScope | bool] = {}
         self._all_done: Event | None = None
         self._cancelled = False  # by cancel(): a task started after it starts cancelled
 
     def start_soon(self, function: Callable[..., Awaitable[Any]], *args: Any) -> None:
-        scope: anyio.CancelScope | None = None
-        cancelled = self._cancelled or self.cancel_scope.cancel_called
-        if self._sticky:
-            scope = anyio.CancelScope()
-            if cancelled:
-                scope.cancel()  # it starts, and its first await raises
-        elif cancelled:
+        # Called from a transport's callback too (a reader waking up), where anyio cannot
+        # tell the backend: the task makes its scope itself, when it starts.
+        if not self._sticky and self._cancelled_already():
             return  # one of ours, which would end at its first await: it is not started
-        self.running[self._loop.create_task(self._run(scope, function, args))] = scope
+        self.running[self._loop.create_task(self._run(function, args))] = False
 
-    async def _run(
-        self, scope: anyio.CancelScope | None, function: Callable[..., Awaitable[Any]], args: Any
-    ) -> None:
+    def _cancelled_already(self) -> bool:
+        return self._cancelled or self.cancel_scope.cancel_called
+
+    async def _run(self, function: Callable[..., Awaitable[Any]], args: Any) -> None:
+        task = asyncio.current_task()
+        assert task is not None
         try:
-            if scope is None:
+            if not self._sticky:
+                if self._cancelled_already():
+                    return
+                self.running[task] = True
                 await function(*args)
             else:
+                scope = self.running[task] = anyio.CancelScope()
+                if self._cancelled_already():
+                    scope.cancel()  # its first await raises
                 with scope:
                     await function(*args)
         except asyncio.CancelledError:
-            if scope is not None or not self._cancelled:
+            if self._sticky or not self._cancelled:
                 raise  # not ours to swallow: the loop's, or the task's own doing
         except BaseException as exc:
             self.failures.append(exc)
             self.cancel_scope.cancel()
             self.cancel()
         finally:
-            task = asyncio.current_task()
-            assert task is not None
             del self.running[task]
             if not self.running and self._all_done is not None:
                 self._all_done.set()
 
     def cancel(self) -> None:
+        """Cancel every task; one that has not started yet finds out when it starts."""
         self._cancelled = True
-        for task, scope in self.running.items():
-            if scope is None:
+        for task, state in self.running.items():
+            if state is True:
                 task.cancel()
-            else:
-                scope.cancel()
+            elif state is not False:
+                state.cancel()
 
     async def wait(self) -> None:
         while self.running:

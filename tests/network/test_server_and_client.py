@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
+import contextvars
 import gc
 import socket
 import sys
@@ -441,3 +443,23 @@ async def test_a_slow_app_stops_the_server_reading_until_it_receives() -> None:
             assert received[:3] == [f"{i:06d}" + "x" * 100 for i in range(3)]
         finally:
             sock.close()
+
+
+def test_an_idle_connection_answers_a_close_under_plain_asyncio_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # On asyncio an idle connection's close is parsed in the transport's callback, which
+    # starts the reader's task again: outside any task, where, under a plain asyncio.run
+    # (not anyio's, not pytest's), anyio cannot tell the backend. Had that failed, asyncio
+    # would have aborted the socket, without a close frame.
+    async def main() -> int | None:
+        with anyio.fail_after(5):
+            async with running() as server:
+                async with connect(f"ws://127.0.0.1:{server.port}/echo") as ws:
+                    await ws.send("x")
+                    assert await ws.receive() == "x"
+                    await asyncio.sleep(0.05)  # the server's reader rests
+        return ws.close_code
+
+    assert contextvars.Context().run(asyncio.run, main()) == 1000  # a context with no backend
+    assert "Fatal error" not in caplog.text
