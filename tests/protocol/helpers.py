@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import struct
 
-from panther_ws.protocol import ClientConnection, ServerConnection
+from panther_ws.protocol import ClientConnection, ServerConnection, _framing
 from panther_ws_testing.strategies import encode_frame
+
+# websockets' C masker, as the core found it at import (None without the speedups extra).
+C_MASK = _framing.apply_mask
 
 
 def frame(

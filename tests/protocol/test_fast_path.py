@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -33,24 +33,12 @@ from panther_ws.protocol import (
     ProtocolError,
     ServerConnection,
     _fast,
-    _framing,
 )
 from panther_ws.protocol.connection import Connection
 from panther_ws.protocol.events import Event
 from panther_ws_testing import strategies
 
-C_MASK = _framing.apply_mask
 Wire = Callable[[bytes], object]
-
-
-@pytest.fixture(params=["c", "python"])
-def masking(request: pytest.FixtureRequest) -> Iterator[str]:
-    if request.param == "c" and C_MASK is None:
-        pytest.fail("websockets' C masker is missing; the dev extra installs websockets")
-    saved = _framing.apply_mask
-    _framing.apply_mask = C_MASK if request.param == "c" else None
-    yield request.param
-    _framing.apply_mask = saved
 
 
 # -- frames, valid and not ----------------------------------------------------------------

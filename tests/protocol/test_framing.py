@@ -8,7 +8,6 @@ masking mistake on our side cannot cancel out against the same mistake on the ot
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 
 import pytest
 import wsproto
@@ -29,19 +28,10 @@ from panther_ws.protocol import (
     _framing,
 )
 from panther_ws_testing import strategies
-from tests.protocol.helpers import open_pair, pump
+from tests.protocol.helpers import C_MASK, open_pair, pump
 
-C_MASK = _framing.apply_mask
-
-
-@pytest.fixture(params=["c", "python"], autouse=True)
-def masking(request: pytest.FixtureRequest) -> Iterator[str]:
-    if request.param == "c" and C_MASK is None:
-        pytest.fail("websockets' C masker is missing; the dev extra installs websockets")
-    saved = _framing.apply_mask
-    _framing.apply_mask = C_MASK if request.param == "c" else None
-    yield request.param
-    _framing.apply_mask = saved
+# Every test here runs once per masking path (the fixture is in conftest.py).
+pytestmark = pytest.mark.usefixtures("masking")
 
 
 def _chunks(data: bytes, size: int) -> list[bytes]:
