@@ -35,35 +35,19 @@ ROOT = Path(__file__).resolve().parents[1]
 TICKS = os.sysconf("SC_CLK_TCK")
 SAMPLE_SECONDS = 1.0
 
+
+def _panther_serve(*options: str) -> list[str]:
+    """``panther-ws serve`` on the echo app, limits raised for the benchmark; port last."""
+    return [
+        *("-m", "panther_ws", "serve", "benchmarks.servers.echo_asgi:app", *options),
+        *("--log-level", "warning", "--max-message-size", str(64 * 1024 * 1024)),
+        *("--max-connections", "100000", "--port"),
+    ]
+
+
 SERVERS = {
-    "panther-ws serve": [
-        "-m",
-        "panther_ws",
-        "serve",
-        "benchmarks.servers.echo_asgi:app",
-        "--log-level",
-        "warning",
-        "--max-message-size",
-        str(64 * 1024 * 1024),
-        "--max-connections",
-        "100000",
-        "--port",
-    ],
-    "panther-ws serve (trio)": [
-        "-m",
-        "panther_ws",
-        "serve",
-        "benchmarks.servers.echo_asgi:app",
-        "--backend",
-        "trio",
-        "--log-level",
-        "warning",
-        "--max-message-size",
-        str(64 * 1024 * 1024),
-        "--max-connections",
-        "100000",
-        "--port",
-    ],
+    "panther-ws serve": _panther_serve(),
+    "panther-ws serve (trio)": _panther_serve("--backend", "trio"),
     "uvicorn wsproto": [
         "-m",
         "uvicorn",
