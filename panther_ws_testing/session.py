@@ -30,7 +30,7 @@ from panther_ws.network.session import (
     WebsocketRejected,
 )
 from panther_ws.protocol import normalize_headers
-from panther_ws.protocol.asgi import ASGIProtocolError, Leniency, build_scope
+from panther_ws.protocol.asgi import ASGIProtocolError, Leniency, build_scope, scope_extensions
 from panther_ws.protocol.events import Accepted, Closed, Event, Message, Request
 from panther_ws.protocol.payloads import as_payload
 from panther_ws_testing._apps import AppTask, AppTasks
@@ -168,7 +168,10 @@ class WebsocketTestSession(TypedReceiveMixin):
         else:
             self._link = DirectLink(app_inbox, self._inbox, self.transcript, strict=setup.strict)
             template = _direct_scope(
-                raw_path, query_string, tuple(header_pairs), tuple(subprotocols or ())
+                raw_path,
+                query_string,
+                tuple(header_pairs) if header_pairs else (),
+                tuple(subprotocols) if subprotocols else (),
             )
             self._scope = _own_copy(template, client_addr)
         self._host = ConnectionHost(
@@ -396,13 +399,22 @@ class WebsocketTestSession(TypedReceiveMixin):
         The app learns of the close when it next waits for input, as it would from a
         close frame on a network: what it sends before that is not an error.
         """
-        self._setup.unclosed.pop(self, None)
+        unclosed = self._setup.unclosed
+        if unclosed:  # most sessions are ``async with``'s, never in it
+            unclosed.pop(self, None)
         if self._closed_event is None and not self._link.client_closed:
             self._link.client_close(code, reason)
             normal = code == 1000 and not reason
             self._record_close(_NORMAL_CLOSE if normal else Closed(code, reason))
         self._inbox.make_room()  # an app blocked on a send to a test that left goes on
         await self._wait_for_app()
+
+    async def _leave(self) -> None:
+        """Close as the ``async with`` block ends; cancel the app if that is cut short."""
+        try:
+            await self.close()
+        finally:
+            self.cancel_app()
 
     async def _wait_for_app(self) -> None:
         """Until the app returns, at most the timeout (it has had its disconnect)."""
@@ -486,11 +498,8 @@ class Connecting:
     def __aenter__(self) -> Coroutine[Any, Any, WebsocketTestSession]:
         return self._session._open(self._apps)  # its coroutine: no frame of ours around it
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        try:
-            await self._session.close()
-        finally:
-            self._session.cancel_app()
+    def __aexit__(self, *exc_info: object) -> Coroutine[Any, Any, None]:
+        return self._session._leave()  # as __aenter__: no frame of ours around it
 
 
 @functools.lru_cache(maxsize=256)
@@ -541,9 +550,7 @@ def _own_copy(template: dict[str, Any], client: tuple[str, int]) -> dict[str, An
     scope["subprotocols"] = template["subprotocols"].copy()
     scope["client"] = list(client)
     scope["server"] = template["server"].copy()
-    scope["extensions"] = extensions = template["extensions"].copy()
-    for name, value in extensions.items():
-        extensions[name] = value.copy()
+    scope["extensions"] = scope_extensions()
     return scope
 
 

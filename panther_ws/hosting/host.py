@@ -235,15 +235,16 @@ class ConnectionHost:
 
     def _check_answer(self) -> None:
         sink = self.sink
-        if sink.accepted or sink.finished:
+        accepted = sink.accepted
+        if accepted or sink.finished:
             self.answered = True
-            if not sink.accepted:
+            if not accepted:
                 # Rejected or denied: no close handshake follows, the socket is gone for the
                 # app. (After a close while open, the embedder disconnects the app when the
                 # peer's close arrives.)
                 self.inbox.disconnect(1006)
             if self._on_answer is not None:
-                self._on_answer(sink.accepted)
+                self._on_answer(accepted)
 
     # -- the failure policy --------------------------------------------------------------
 

@@ -58,24 +58,24 @@ class ASGIAppMessageValidator:
         self._state = _AppState.CONNECTING
         self._denial_response = denial_response
         self._strict = strict
-
-    @property
-    def accepted(self) -> bool:
+        # Attributes, not properties: every message of every connection reads them.
+        self.accepted = False
         """Accepted and not closed since: a close now would be a close frame."""
-        return self._state is _AppState.OPEN
-
-    @property
-    def responding(self) -> bool:
+        self.responding = False
         """The app started a denial response and has not sent its last body chunk."""
-        return self._state is _AppState.RESPONDING
-
-    @property
-    def finished(self) -> bool:
+        self.finished = False
         """The app has closed, rejected, or sent the last body chunk of its denial response."""
-        return self._state is _AppState.CLOSED
+
+    def _enter(self, state: _AppState) -> None:
+        self._state = state
+        self.accepted = state is _AppState.OPEN
+        self.responding = state is _AppState.RESPONDING
+        self.finished = state is _AppState.CLOSED
 
     def check(self, message: Mapping[str, Any]) -> Leniency | None:
-        message_type = message.get("type") if isinstance(message, Mapping) else None
+        # A dict, nearly always: its type is checked before the slower ABC's.
+        is_mapping = type(message) is dict or isinstance(message, Mapping)
+        message_type = message.get("type") if is_mapping else None
         if not isinstance(message_type, str):
             raise ASGIProtocolError(
                 f"the app sent {message!r}, which is not a dict with a string 'type'"
@@ -103,7 +103,7 @@ class ASGIAppMessageValidator:
                     if isinstance(reason, str)
                     else Leniency.NON_STR_CLOSE_REASON
                 )
-            self._state = _AppState.CLOSED
+            self._enter(_AppState.CLOSED)
             return leniency
         elif message_type == "websocket.http.response.start":
             self._check_response_start(message)
@@ -128,8 +128,10 @@ class ASGIAppMessageValidator:
             raise ASGIProtocolError(
                 f"'websocket.accept' has subprotocol {subprotocol!r}; it must be a str or None"
             )
-        _check_headers("websocket.accept", message.get("headers"))
-        self._state = _AppState.OPEN
+        headers = message.get("headers")
+        if headers is not None:
+            _check_headers("websocket.accept", headers)
+        self._enter(_AppState.OPEN)
 
     def _check_send(self, message: Mapping[str, Any]) -> None:
         if self._state is not _AppState.OPEN:
@@ -167,7 +169,7 @@ class ASGIAppMessageValidator:
                 f"'websocket.http.response.start' has status {status!r}; it must be an int 100-599"
             )
         _check_headers("websocket.http.response.start", message.get("headers"))
-        self._state = _AppState.RESPONDING
+        self._enter(_AppState.RESPONDING)
 
     def _check_response_body(self, message: Mapping[str, Any]) -> None:
         if self._state is not _AppState.RESPONDING:
@@ -181,7 +183,7 @@ class ASGIAppMessageValidator:
                 f"'websocket.http.response.body' has body of type {type(body).__name__}"
             )
         if not message.get("more_body", False):
-            self._state = _AppState.CLOSED
+            self._enter(_AppState.CLOSED)
 
 
 def _check_close(message: Mapping[str, Any]) -> None:
@@ -247,9 +249,14 @@ def build_scope(
         "subprotocols": list(request.subprotocols),
         "client": list(client) if client is not None else None,
         "server": list(server) if server is not None else None,
-        "extensions": {"websocket.http.response": {}},
+        "extensions": scope_extensions(),
         "state": {},
     }
+
+
+def scope_extensions() -> dict[str, dict[str, Any]]:
+    """A scope's ``extensions``, made anew for each scope: an app may change them."""
+    return {"websocket.http.response": {}}
 
 
 class DenialResponse:
