@@ -10,7 +10,7 @@ from collections import deque
 from typing import Any
 
 from panther_ws.hosting.primitives import Event, Primitives
-from panther_ws.protocol.events import Closed, Message
+from panther_ws.protocol.events import Accepted, Closed, Message
 
 
 class Inbox:
@@ -54,6 +54,14 @@ class Inbox:
 
     def peek(self) -> Any:
         return self._items[0]
+
+    def pop_accepted(self) -> Accepted | None:
+        """The app's accept, if it is what comes first: most apps accept at once."""
+        items = self._items
+        if items and type(items[0]) is Accepted:
+            accepted: Accepted = items.popleft()
+            return accepted
+        return None
 
     def pop(self) -> Any:
         item = self._items.popleft()

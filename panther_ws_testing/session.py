@@ -240,15 +240,14 @@ class WebsocketTestSession(TypedReceiveMixin):
             self.transcript.append(_CONNECT)
             self._app_task = apps.start(self._run_app(), name=f"app for {self.path!r}")
             await self._checkpoint()  # most apps answer at once: no wait, no timeout scope
-            inbox = self._inbox
-            if inbox and type(inbox.peek()) is Accepted:
-                event = inbox.pop()
-            else:
+            event: Event | None = self._inbox.pop_accepted()
+            if event is None:
                 event = await self._next_event(self._timeout, waiting_for="the app to accept")
             if isinstance(event, Accepted):
                 self.accepted = True
                 self.subprotocol = event.subprotocol
-                self.response_headers = list(event.headers)
+                if event.headers:
+                    self.response_headers = list(event.headers)
                 return self
             assert isinstance(event, Rejection)
             self.close_code, self.close_reason = event.code, event.reason

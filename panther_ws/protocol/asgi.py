@@ -54,17 +54,20 @@ class ASGIAppMessageValidator:
     says whether the server offers the ``websocket.http.response`` extension.
     """
 
+    # Where a new validator is: class defaults, so that making one (at every connect) sets
+    # only what differs. Attributes, not properties: every message of every connection
+    # reads them.
+    _state = _AppState.CONNECTING
+    accepted = False
+    """Accepted and not closed since: a close now would be a close frame."""
+    responding = False
+    """The app started a denial response and has not sent its last body chunk."""
+    finished = False
+    """The app has closed, rejected, or sent the last body chunk of its denial response."""
+
     def __init__(self, *, denial_response: bool = True, strict: bool = False) -> None:
-        self._state = _AppState.CONNECTING
         self._denial_response = denial_response
         self._strict = strict
-        # Attributes, not properties: every message of every connection reads them.
-        self.accepted = False
-        """Accepted and not closed since: a close now would be a close frame."""
-        self.responding = False
-        """The app started a denial response and has not sent its last body chunk."""
-        self.finished = False
-        """The app has closed, rejected, or sent the last body chunk of its denial response."""
 
     def _enter(self, state: _AppState) -> None:
         self._state = state
