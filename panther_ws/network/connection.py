@@ -206,6 +206,7 @@ class SocketConnection:
                 server=self.server_address,
                 scheme="wss" if self.config.ssl is not None else "ws",
             )
+            del request  # the scope has what the app needs of it; this frame lives on
             self._bridge.scope["state"] = dict(self.lifespan_state)
             self._host = ConnectionHost(
                 self._bridge,

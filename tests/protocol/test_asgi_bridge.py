@@ -15,6 +15,7 @@ from panther_ws.protocol.asgi import (
     ASGIProtocolError,
     ClientDisconnected,
     Leniency,
+    build_scope,
 )
 from panther_ws.protocol.events import Accepted, Closed, Message, Rejected, Request
 
@@ -52,6 +53,17 @@ def test_scope_carries_the_request() -> None:
     assert scope["server"] == ["127.0.0.1", 8000]
     assert scope["scheme"] == "ws"
     assert "websocket.http.response" in scope["extensions"]
+
+
+def test_scope_headers_are_lowercase_and_share_the_requests_lowercase_pairs() -> None:
+    # A scope lives as long as its connection: a copy of each pair it could share would be
+    # kept for as long (~0.7 KiB of an idle server connection).
+    shared = (b"x-token", b"abc")
+    request = Request(path="/", headers=(shared, (b"X-Mixed", b"1"), [b"x-list", b"2"]))  # type: ignore[arg-type]
+    headers = build_scope(request)["headers"]
+    assert headers == [(b"x-token", b"abc"), (b"x-mixed", b"1"), (b"x-list", b"2")]
+    assert headers[0] is shared
+    assert all(type(pair) is tuple for pair in headers)  # a list pair is not shared
 
 
 def test_accept_with_subprotocol_and_panthers_empty_headers_dict() -> None:
