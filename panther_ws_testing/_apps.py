@@ -143,14 +143,16 @@ class AppTasks:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        # The client's own scope may be cancelled (a test's fail_after): finish anyway.
-        with anyio.CancelScope(shield=True):
-            limit = self._timeout if self._timeout is not None else float("inf")
-            await self._cancel_all(limit)
-            abandoned = [(task.name, task.abandon()) for task in self._running]
-            if abandoned:
-                # Each ends at its next await: on trio at once, as it is still cancelled.
+        abandoned: list[tuple[str, str]] = []
+        limit = self._timeout if self._timeout is not None else float("inf")
+        if self._running:  # most clients end with every app done: no scope to make
+            # The client's own scope may be cancelled (a test's fail_after): finish anyway.
+            with anyio.CancelScope(shield=True):
                 await self._cancel_all(limit)
+                abandoned = [(task.name, task.abandon()) for task in self._running]
+                if abandoned:
+                    # Each ends at its next await: on trio at once, as it is still cancelled.
+                    await self._cancel_all(limit)
         if self._nursery_manager is not None:
             await self._nursery_manager.__aexit__(None, None, None)
         if abandoned:
