@@ -103,6 +103,14 @@ def _join(draw: st.DrawFn, start: bytes, lines: list[bytes]) -> bytes:
     return start + first + b"".join(line + ending for line in lines) + ending
 
 
+def _maybe_header(
+    draw: st.DrawFn, essentials: list[tuple[bytes, bytes]], name: bytes, values: list[bytes]
+) -> None:
+    """Half the time, ``name`` with one of ``values`` (the optional handshake headers)."""
+    if draw(st.booleans()):
+        essentials.append((name, draw(st.sampled_from(values))))
+
+
 @st.composite
 def _requests(draw: st.DrawFn) -> bytes:
     method = draw(st.sampled_from([b"GET"] * 10 + [b"POST", b"get"]))
@@ -121,21 +129,19 @@ def _requests(draw: st.DrawFn) -> bytes:
         (b"Sec-WebSocket-Key", draw(st.sampled_from([_KEY] * 4 + [b"c2hvcnQ=", b"!"]))),
         (b"Sec-WebSocket-Version", b"13"),
     ]
-    if draw(st.booleans()):
-        essentials.append((b"Sec-WebSocket-Protocol", draw(st.sampled_from([b"chat, v2", b"v2"]))))
-    if draw(st.booleans()):
-        offer = draw(
-            st.sampled_from(
-                [
-                    _DEFLATE_OFFER,
-                    b"permessage-deflate",
-                    b"permessage-deflate; server_max_window_bits=x",
-                    b"x-foo, permessage-deflate; client_no_context_takeover",
-                    b"x-foo",
-                ]
-            )
-        )
-        essentials.append((b"Sec-WebSocket-Extensions", offer))
+    _maybe_header(draw, essentials, b"Sec-WebSocket-Protocol", [b"chat, v2", b"v2"])
+    _maybe_header(
+        draw,
+        essentials,
+        b"Sec-WebSocket-Extensions",
+        [
+            _DEFLATE_OFFER,
+            b"permessage-deflate",
+            b"permessage-deflate; server_max_window_bits=x",
+            b"x-foo, permessage-deflate; client_no_context_takeover",
+            b"x-foo",
+        ],
+    )
     lines = draw(_header_lines(essentials))
     return _join(draw, method + b" " + target + b" " + version, lines)
 
@@ -153,21 +159,19 @@ def _responses(draw: st.DrawFn) -> bytes:
         (b"Connection", b"Upgrade"),
         (b"Sec-WebSocket-Accept", draw(st.sampled_from([accept] * 6 + [_KEY, b""]))),
     ]
-    if draw(st.booleans()):
-        essentials.append((b"Sec-WebSocket-Protocol", draw(st.sampled_from([b"chat", b"v9"]))))
-    if draw(st.booleans()):
-        answer = draw(
-            st.sampled_from(
-                [
-                    b"permessage-deflate",
-                    b"permessage-deflate; client_max_window_bits=12",
-                    b"permessage-deflate; server_max_window_bits=x",
-                    b"x-foo",
-                    b"",
-                ]
-            )
-        )
-        essentials.append((b"Sec-WebSocket-Extensions", answer))
+    _maybe_header(draw, essentials, b"Sec-WebSocket-Protocol", [b"chat", b"v9"])
+    _maybe_header(
+        draw,
+        essentials,
+        b"Sec-WebSocket-Extensions",
+        [
+            b"permessage-deflate",
+            b"permessage-deflate; client_max_window_bits=12",
+            b"permessage-deflate; server_max_window_bits=x",
+            b"x-foo",
+            b"",
+        ],
+    )
     lines = draw(_header_lines(essentials))
     head = _join(draw, status, lines)
     if not status.startswith(b"HTTP/1.1 101") and draw(st.booleans()):
