@@ -138,9 +138,9 @@ def calling_test() -> CallSite | None:
         kind = _FILE_KINDS.get(filename)
         if kind is None:
             kind = _file_kind(filename)
-        if kind is _Frame.TEST:
+        if kind is _TEST_FRAME:
             return frame.f_code, frame.f_lasti, frame.f_globals
-        if kind is _Frame.NO_TEST:
+        if kind is _NO_TEST_FRAME:
             return None
         frame = frame.f_back
     return None
@@ -152,6 +152,12 @@ class _Frame(enum.Enum):
     NO_TEST = "no test's: an event loop, a portal, a library"
 
 
+# As module names, for the reason ``panther_ws.protocol.connection`` gives for its states'.
+_HARNESS_FRAME = _Frame.HARNESS
+_TEST_FRAME = _Frame.TEST
+_NO_TEST_FRAME = _Frame.NO_TEST
+
+
 # Each file's kind, as every connect() walks the same few frames: comparing prefixes costs more
 # than the rest of the walk. Cleared when full (files made at run time, as exec() names them).
 _FILE_KINDS: dict[str, _Frame] = {}
@@ -160,11 +166,11 @@ _MAX_FILE_KINDS = 4096
 
 def _file_kind(filename: str) -> _Frame:
     if filename.startswith(_HARNESS) or filename == _CONTEXTLIB:
-        kind = _Frame.HARNESS
+        kind = _HARNESS_FRAME
     elif filename.startswith(_NOT_TESTS):
-        kind = _Frame.NO_TEST
+        kind = _NO_TEST_FRAME
     else:
-        kind = _Frame.TEST
+        kind = _TEST_FRAME
     if len(_FILE_KINDS) >= _MAX_FILE_KINDS:
         _FILE_KINDS.clear()
     _FILE_KINDS[filename] = kind

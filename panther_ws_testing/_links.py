@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from panther_ws.hosting.host import AppInbox
-from panther_ws.protocol import ClientConnection, ConnectionState, ProtocolError, ServerConnection
+from panther_ws.protocol import ClientConnection, ProtocolError, ServerConnection
 from panther_ws.protocol.asgi import (
     ASGIAppMessageValidator,
     ASGIConnectionBridge,
@@ -29,7 +29,7 @@ from panther_ws.protocol.asgi import (
     DenialResponse,
     Leniency,
 )
-from panther_ws.protocol.connection import MAX_CONTROL_PAYLOAD
+from panther_ws.protocol.connection import CLOSED, MAX_CONTROL_PAYLOAD, OPEN
 from panther_ws.protocol.events import (
     Accepted,
     Closed,
@@ -123,10 +123,10 @@ class DirectLink(_Link):
     _denial: DenialResponse | None = None  # a denial response, until its last body part
 
     def __init__(
-        self, app: AppInbox, client_inbox: Inbox, transcript: Transcript, *, strict: bool = False
+        self, app: AppInbox, client_inbox: Inbox, transcript: Transcript, strict: bool = False
     ) -> None:
         super().__init__(app, client_inbox, transcript)
-        self._validator = ASGIAppMessageValidator(strict=strict)
+        self._validator = ASGIAppMessageValidator(strict)
 
     # -- the sink ------------------------------------------------------------------------
 
@@ -303,7 +303,7 @@ class WireLink(_Link):
 
     def client_ping(self, payload: bytes) -> bool:
         """Ping through both cores; True if the pong came back (a server core answers at once)."""
-        if self.client_closed or self._client.state is not ConnectionState.OPEN:
+        if self.client_closed or self._client.state is not OPEN:
             return False
         self._client.ping(payload)
         self._client_to_server()
@@ -311,7 +311,7 @@ class WireLink(_Link):
         return payload in pongs
 
     def _close_reaches_app(self) -> None:
-        if self._client.state is ConnectionState.OPEN:
+        if self._client.state is OPEN:
             self._client.close(*self._closing)
             self._client_to_server()
         else:
@@ -320,7 +320,7 @@ class WireLink(_Link):
     def drop(self) -> None:
         """The connection ends without a close frame: the app sees 1006."""
         self.client_closed = True
-        if self._server.state is not ConnectionState.CLOSED:
+        if self._server.state is not CLOSED:
             self._server.receive_data(None)
             self._deliver_server_events()
         self.disconnect_app(1006, "")

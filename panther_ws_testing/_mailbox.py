@@ -29,7 +29,7 @@ class Inbox:
 
     MESSAGE_COST = 1024
 
-    def __init__(self, primitives: Primitives, *, limit: int) -> None:
+    def __init__(self, primitives: Primitives, limit: int) -> None:
         self._items: deque[Any] = deque()
         self._primitives = primitives
         self._waiter: Event | None = None

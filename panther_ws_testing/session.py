@@ -116,10 +116,9 @@ class WebsocketTestSession(TypedReceiveMixin):
         self,
         setup: SessionSetup,
         path: str,
-        *,
-        headers: HeadersArg,
-        query_params: Mapping[str, Any] | None,
-        subprotocols: Sequence[str] | None,
+        headers: HeadersArg = None,
+        query_params: Mapping[str, Any] | None = None,
+        subprotocols: Sequence[str] | None = None,
         opened_at: CallSite | None = None,
     ) -> None:
         self._setup = setup
@@ -131,7 +130,7 @@ class WebsocketTestSession(TypedReceiveMixin):
         primitives = setup.primitives
         self._checkpoint = primitives.checkpoint
         # What the client receives (core events), and what the app's receive() returns.
-        self._inbox = Inbox(primitives, limit=MAX_UNREAD_BYTES)
+        self._inbox = Inbox(primitives, MAX_UNREAD_BYTES)
         app_inbox = AppInbox(primitives)
 
         self.path, raw_path, query_string = _split_path(path)
@@ -166,7 +165,7 @@ class WebsocketTestSession(TypedReceiveMixin):
             self._link: Link = wire
             self._scope = wire.scope
         else:
-            self._link = DirectLink(app_inbox, self._inbox, self.transcript, strict=setup.strict)
+            self._link = DirectLink(app_inbox, self._inbox, self.transcript, setup.strict)
             template = _direct_scope(
                 raw_path,
                 query_string,
@@ -178,9 +177,9 @@ class WebsocketTestSession(TypedReceiveMixin):
             self._link,
             app_inbox,
             self._scope,
-            flush=self._after_app_send,
-            report=self._reported,
-            on_leniency=self._warn,
+            self._after_app_send,
+            self._reported,
+            self._warn,
         )
 
     # -- the app's side ----------------------------------------------------------------------

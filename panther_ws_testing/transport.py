@@ -23,8 +23,9 @@ import httpx
 from panther_ws.hosting.host import AppInbox, ConnectionHost
 from panther_ws.hosting.primitives import Primitives
 from panther_ws.hosting.types import ASGIApp
-from panther_ws.protocol import ConnectionState, ProtocolError, ServerConnection
+from panther_ws.protocol import ProtocolError, ServerConnection
 from panther_ws.protocol.asgi import ASGIConnectionBridge
+from panther_ws.protocol.connection import CLOSED
 from panther_ws.protocol.events import Closed, Request
 from panther_ws_testing._apps import AppTask, AppTasks
 
@@ -119,7 +120,7 @@ class _AppStream:
         Its exception is not raised here, inside httpx-ws's task group, where it would
         reach the test wrapped in an ExceptionGroup: the transport raises it on exit.
         """
-        if self._server.state is not ConnectionState.CLOSED:
+        if self._server.state is not CLOSED:
             self._server.receive_data(None)
             await self.write(b"")
         with anyio.move_on_after(self._timeout):

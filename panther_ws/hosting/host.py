@@ -205,7 +205,6 @@ class ConnectionHost:
         sink: AppMessageSink,
         inbox: AppInbox,
         scope: Any,
-        *,
         flush: Callable[[], Awaitable[None]] | None = None,
         report: Callable[[BaseException], BaseException | None] | None = None,
         on_leniency: Callable[[Leniency], None] | None = None,

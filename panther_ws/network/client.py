@@ -35,7 +35,6 @@ from panther_ws.protocol import (
     Accepted,
     ClientConnection,
     Closed,
-    ConnectionState,
     Event,
     HeadersInput,
     Message,
@@ -43,6 +42,7 @@ from panther_ws.protocol import (
     Rejected,
     normalize_headers,
 )
+from panther_ws.protocol.connection import OPEN
 from panther_ws.protocol.payloads import as_payload
 
 # What connect() and the test client take as headers: anything the core takes, or None.
@@ -239,7 +239,7 @@ class ClientSession(TypedReceiveMixin):
         await self._writer.flush_quietly()  # a peer that is gone: the reader reports it
 
     def _require_open(self) -> None:
-        if self._core.state is not ConnectionState.OPEN:
+        if self._core.state is not OPEN:
             raise WebsocketClosed(self.close_code or 1006, self.close_reason or "")
 
     async def _next(self, timeout: float | None, waiting_for: str) -> Message | Closed:
@@ -300,7 +300,7 @@ class ClientSession(TypedReceiveMixin):
         """
         self._closing = True
         self._moved.set()
-        if self._core.state is ConnectionState.OPEN:
+        if self._core.state is OPEN:
             self._core.close(code, reason)
             await self._writer.flush_quietly()
         if self._closed_event is None:

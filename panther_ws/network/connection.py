@@ -26,8 +26,9 @@ from panther_ws.hosting.types import ASGIApp
 from panther_ws.network.plain_http import HTTPExchange, plain_request
 from panther_ws.network.pump import FrameReader, Keepalive, OrderedWriter, Spawn
 from panther_ws.network.stream import AsyncioSocketStream, receiver
-from panther_ws.protocol import ConnectionState, ProtocolError, ServerConnection
+from panther_ws.protocol import ProtocolError, ServerConnection
 from panther_ws.protocol.asgi import ASGIConnectionBridge, ClientDisconnected
+from panther_ws.protocol.connection import CLOSING, OPEN
 from panther_ws.protocol.events import Closed, Event, Request
 from panther_ws.protocol.responses import error_response
 
@@ -175,7 +176,7 @@ class SocketConnection:
 
     def going_away(self) -> None:
         """Server shutdown: close with 1001 (from a sync context: the reader does the I/O)."""
-        if self.core.state is ConnectionState.OPEN:
+        if self.core.state is OPEN:
             self.core.close(1001, "server shutting down")
             if self._scope is not None:
                 self._spawn(self._writer.flush_quietly)
@@ -442,7 +443,7 @@ class SocketConnection:
 
     async def _finish_closing(self) -> None:
         """After the app: wait (bounded) for the peer to answer our close frame."""
-        if self.core.state is ConnectionState.CLOSING and not self._closed:
+        if self.core.state is CLOSING and not self._closed:
             closed = self._closed_event = anyio.Event()
             with anyio.move_on_after(self.config.close_timeout):
                 await closed.wait()

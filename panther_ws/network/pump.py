@@ -10,7 +10,8 @@ import anyio
 import anyio.abc
 
 from panther_ws.network.stream import AsyncioSocketStream
-from panther_ws.protocol import Connection, ConnectionState, ProtocolError
+from panther_ws.protocol import Connection, ProtocolError
+from panther_ws.protocol.connection import CLOSED, OPEN
 from panther_ws.protocol.events import Closed, Event, Message, Pong
 
 _STREAM_GONE = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
@@ -103,16 +104,16 @@ class Keepalive:
 
         Then a 1011 close frame has been queued and, if the peer still reads, written.
         """
-        while self._core.state is ConnectionState.OPEN:
+        while self._core.state is OPEN:
             await anyio.sleep(interval)
-            if self._core.state is not ConnectionState.OPEN:
+            if self._core.state is not OPEN:
                 return False
             pong = self._pong = anyio.Event()
             self._core.ping(b"keepalive")
             await self._writer.flush_quietly()
             with anyio.move_on_after(timeout):
                 await pong.wait()
-            if not pong.is_set() and self._core.state is ConnectionState.OPEN:
+            if not pong.is_set() and self._core.state is OPEN:
                 self._core.close(1011, "keepalive ping timeout")
                 await self._writer.flush_quietly()
                 return True
@@ -198,7 +199,7 @@ class FrameReader:
 
     async def run(self) -> None:
         """Read and deliver until the core is closed or the stream ends."""
-        while self._core.state is not ConnectionState.CLOSED and await self.step():
+        while self._core.state is not CLOSED and await self.step():
             pass
 
     def receive_with(self, receive: Callable[[], Awaitable[bytes]]) -> None:
@@ -247,9 +248,7 @@ class FrameReader:
             self._parse_first = True
         # What the callback left (an event, an error) is handled even if the core closed.
         while (
-            core.state is not ConnectionState.CLOSED
-            or self._handed_over is not None
-            or self._failure is not None
+            core.state is not CLOSED or self._handed_over is not None or self._failure is not None
         ):
             if self._may_rest():
                 self._reading = False  # the callback carries on; _wake() starts the next task
@@ -271,7 +270,7 @@ class FrameReader:
         if self._handed_over is not None:
             return False
         core = self._core
-        if core.state is not ConnectionState.OPEN or core.has_pending_input:
+        if core.state is not OPEN or core.has_pending_input:
             return False
         if stream.receive_would_wait():
             self._idle = True  # take_in_now() may parse from now on
@@ -344,7 +343,7 @@ class FrameReader:
         stopped. False (the bytes are not taken) unless the reader waits for bytes.
         """
         core = self._core
-        if not (self._idle and self._consumer_waits() and core.state is ConnectionState.OPEN):
+        if not (self._idle and self._consumer_waits() and core.state is OPEN):
             return False
         hand_over = False
         try:

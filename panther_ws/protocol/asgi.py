@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from panther_ws.protocol.close_codes import is_sendable_close_code
-from panther_ws.protocol.connection import MAX_CLOSE_REASON_BYTES, ConnectionState
+from panther_ws.protocol.connection import CONNECTING, MAX_CLOSE_REASON_BYTES, OPEN
 from panther_ws.protocol.events import Closed, Event, Message, Request
 from panther_ws.protocol.server import ServerConnection
 
@@ -45,6 +45,13 @@ class _AppState(enum.Enum):
     CLOSED = "closed"
 
 
+# As module names, for the reason ``protocol.connection`` gives for its states' names.
+_APP_CONNECTING = _AppState.CONNECTING
+_APP_OPEN = _AppState.OPEN
+_APP_RESPONDING = _AppState.RESPONDING
+_APP_CLOSED = _AppState.CLOSED
+
+
 class ASGIAppMessageValidator:
     """Tracks one app's ``send`` calls and rejects the ones the spec forbids.
 
@@ -57,7 +64,7 @@ class ASGIAppMessageValidator:
     # Where a new validator is: class defaults, so that making one (at every connect) sets
     # only what differs. Attributes, not properties: every message of every connection
     # reads them.
-    _state = _AppState.CONNECTING
+    _state = _APP_CONNECTING
     accepted = False
     """Accepted and not closed since: a close now would be a close frame."""
     responding = False
@@ -65,15 +72,15 @@ class ASGIAppMessageValidator:
     finished = False
     """The app has closed, rejected, or sent the last body chunk of its denial response."""
 
-    def __init__(self, *, denial_response: bool = True, strict: bool = False) -> None:
+    def __init__(self, strict: bool = False, denial_response: bool = True) -> None:
         self._denial_response = denial_response
         self._strict = strict
 
     def _enter(self, state: _AppState) -> None:
         self._state = state
-        self.accepted = state is _AppState.OPEN
-        self.responding = state is _AppState.RESPONDING
-        self.finished = state is _AppState.CLOSED
+        self.accepted = state is _APP_OPEN
+        self.responding = state is _APP_RESPONDING
+        self.finished = state is _APP_CLOSED
 
     def check(self, message: Mapping[str, Any]) -> Leniency | None:
         # A dict, nearly always: its type is checked before the slower ABC's.
@@ -84,7 +91,7 @@ class ASGIAppMessageValidator:
                 f"the app sent {message!r}, which is not a dict with a string 'type'"
             )
         state = self._state
-        if state is _AppState.CLOSED:
+        if state is _APP_CLOSED:
             raise ASGIProtocolError(
                 f"the app sent {message_type!r} after the websocket was closed; "
                 "nothing may be sent after 'websocket.close' or a finished denial response"
@@ -98,7 +105,7 @@ class ASGIAppMessageValidator:
             try:
                 _check_close(message)
             except ASGIProtocolError:
-                if self._strict or state is _AppState.OPEN:
+                if self._strict or state is _APP_OPEN:
                     raise
                 reason = message.get("reason") or ""
                 leniency = (
@@ -106,7 +113,7 @@ class ASGIAppMessageValidator:
                     if isinstance(reason, str)
                     else Leniency.NON_STR_CLOSE_REASON
                 )
-            self._enter(_AppState.CLOSED)
+            self._enter(_APP_CLOSED)
             return leniency
         elif message_type == "websocket.http.response.start":
             self._check_response_start(message)
@@ -121,7 +128,7 @@ class ASGIAppMessageValidator:
         return None
 
     def _check_accept(self, message: Mapping[str, Any]) -> None:
-        if self._state is not _AppState.CONNECTING:
+        if self._state is not _APP_CONNECTING:
             raise ASGIProtocolError(
                 f"the app sent 'websocket.accept' in state {self._state.value}; "
                 "a connection can be accepted only once, before anything else is sent"
@@ -134,10 +141,10 @@ class ASGIAppMessageValidator:
         headers = message.get("headers")
         if headers is not None:
             _check_headers("websocket.accept", headers)
-        self._enter(_AppState.OPEN)
+        self._enter(_APP_OPEN)
 
     def _check_send(self, message: Mapping[str, Any]) -> None:
-        if self._state is not _AppState.OPEN:
+        if self._state is not _APP_OPEN:
             raise ASGIProtocolError(
                 f"the app sent 'websocket.send' in state {self._state.value}; "
                 "send 'websocket.accept' first"
@@ -161,7 +168,7 @@ class ASGIAppMessageValidator:
                 "the app sent 'websocket.http.response.start' but the server does not offer "
                 "the websocket.http.response extension"
             )
-        if self._state is not _AppState.CONNECTING:
+        if self._state is not _APP_CONNECTING:
             raise ASGIProtocolError(
                 f"the app sent 'websocket.http.response.start' in state {self._state.value}; "
                 "a denial response must come before 'websocket.accept'"
@@ -172,10 +179,10 @@ class ASGIAppMessageValidator:
                 f"'websocket.http.response.start' has status {status!r}; it must be an int 100-599"
             )
         _check_headers("websocket.http.response.start", message.get("headers"))
-        self._enter(_AppState.RESPONDING)
+        self._enter(_APP_RESPONDING)
 
     def _check_response_body(self, message: Mapping[str, Any]) -> None:
-        if self._state is not _AppState.RESPONDING:
+        if self._state is not _APP_RESPONDING:
             raise ASGIProtocolError(
                 f"the app sent 'websocket.http.response.body' in state {self._state.value}; "
                 "send 'websocket.http.response.start' first"
@@ -186,7 +193,7 @@ class ASGIAppMessageValidator:
                 f"'websocket.http.response.body' has body of type {type(body).__name__}"
             )
         if not message.get("more_body", False):
-            self._enter(_AppState.CLOSED)
+            self._enter(_APP_CLOSED)
 
 
 def _check_close(message: Mapping[str, Any]) -> None:
@@ -316,7 +323,7 @@ class ASGIConnectionBridge:
         self.scope = build_scope(
             request, client=client, server=server, scheme=scheme, root_path=root_path
         )
-        self._validator = ASGIAppMessageValidator(denial_response=True, strict=strict)
+        self._validator = ASGIAppMessageValidator(strict)
         self._denial: DenialResponse | None = None
 
     @property
@@ -337,7 +344,7 @@ class ASGIConnectionBridge:
     @property
     def peer_connected(self) -> bool:
         """The client has not closed or vanished: what the app sends can still reach it."""
-        return self.connection.state in (ConnectionState.CONNECTING, ConnectionState.OPEN)
+        return self.connection.state in (CONNECTING, OPEN)
 
     @staticmethod
     def connect_message() -> dict[str, Any]:
@@ -362,14 +369,14 @@ class ASGIConnectionBridge:
         message_type = message["type"]
         connection = self.connection
         if message_type == "websocket.accept":
-            if connection.state is not ConnectionState.CONNECTING:
+            if connection.state is not CONNECTING:
                 raise ClientDisconnected("the client went away before the app accepted")
             connection.accept(
                 subprotocol=message.get("subprotocol"),
                 headers=message.get("headers") or (),
             )
         elif message_type == "websocket.send":
-            if connection.state is not ConnectionState.OPEN:
+            if connection.state is not OPEN:
                 raise ClientDisconnected(
                     f"the app sent a message in state {connection.state.value}; "
                     "the client has disconnected"
@@ -377,9 +384,9 @@ class ASGIConnectionBridge:
             text = message.get("text")
             connection.send(text if text is not None else bytes(message["bytes"]))
         elif message_type == "websocket.close":
-            if connection.state is ConnectionState.CONNECTING:
+            if connection.state is CONNECTING:
                 connection.reject(403)
-            elif connection.state is ConnectionState.OPEN:
+            elif connection.state is OPEN:
                 connection.close(message.get("code") or 1000, message.get("reason") or "")
         elif message_type == "websocket.http.response.start":
             self._denial = DenialResponse(message)
@@ -387,6 +394,6 @@ class ASGIConnectionBridge:
             denial = self._denial
             assert denial is not None
             body = denial.add(message)
-            if body is not None and connection.state is ConnectionState.CONNECTING:
+            if body is not None and connection.state is CONNECTING:
                 connection.reject(denial.status, denial.headers, body)
         return leniency

@@ -12,7 +12,12 @@ from panther_ws.protocol._deflate import BoundedDeflate
 from panther_ws.protocol._fast_handshake import parse_accept, request_bytes
 from panther_ws.protocol._handshake import ClientHandshake
 from panther_ws.protocol._headers import HeadersInput, normalize_headers
-from panther_ws.protocol.connection import DEFAULT_MAX_MESSAGE_SIZE, Connection, ConnectionState
+from panther_ws.protocol.connection import (
+    CLOSED,
+    CONNECTING,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    Connection,
+)
 from panther_ws.protocol.events import Accepted, Headers, Rejected
 from panther_ws.protocol.exceptions import ProtocolError
 
@@ -104,7 +109,7 @@ class ClientConnection(Connection):
             handshake.receive_data(data)
             events = list(handshake.events())
         except RemoteProtocolError as exc:
-            self.state = ConnectionState.CLOSED
+            self.state = CLOSED
             raise ProtocolError(f"invalid upgrade response: {exc}") from exc
         for event in events:
             if isinstance(event, AcceptConnection):
@@ -122,17 +127,17 @@ class ClientConnection(Connection):
             elif isinstance(event, RejectData):
                 self._rejection_body += event.data
                 if len(self._rejection_body) > self.max_message_size:
-                    self.state = ConnectionState.CLOSED
+                    self.state = CLOSED
                     raise ProtocolError(
                         f"the rejection body exceeds max_message_size ({self.max_message_size})"
                     )
                 if event.body_finished:
                     self._finish_rejection()
-        if data is None and self.state is ConnectionState.CONNECTING:
+        if data is None and self.state is CONNECTING:
             self._end(1006, "")
 
     def _finish_rejection(self) -> None:
         assert self._rejection is not None
         status_code, headers = self._rejection
         self._events.append(Rejected(status_code, headers, bytes(self._rejection_body)))
-        self.state = ConnectionState.CLOSED
+        self.state = CLOSED

@@ -38,6 +38,23 @@ class ConnectionState(enum.Enum):
     CLOSED = "CLOSED"
 
 
+# The states as module names, as `websockets` has them. On Python 3.11 ``ConnectionState.OPEN``
+# goes through ``EnumType.__getattr__``, about 200 ns, ten times a global's look-up; the core
+# and its servers read the state at every frame.
+CONNECTING = ConnectionState.CONNECTING
+OPEN = ConnectionState.OPEN
+CLOSING = ConnectionState.CLOSING
+CLOSED = ConnectionState.CLOSED
+# wsproto's opcodes, for the same reason: the frames wsproto parses are told apart by them.
+_TEXT, _BINARY, _PING, _PONG, _CLOSE = (
+    Opcode.TEXT,
+    Opcode.BINARY,
+    Opcode.PING,
+    Opcode.PONG,
+    Opcode.CLOSE,
+)
+
+
 class Connection:
     """Base of :class:`ServerConnection` and :class:`ClientConnection`; not built directly."""
 
@@ -50,7 +67,7 @@ class Connection:
         if max_message_size <= 0:
             raise ValueError(f"max_message_size must be positive, got {max_message_size}")
         self.max_message_size = max_message_size
-        self.state = ConnectionState.CONNECTING
+        self.state = CONNECTING
         self.close_code: int | None = None
         self.close_reason: str | None = None
         self._frames: FrameProtocol | None = None
@@ -71,14 +88,14 @@ class Connection:
 
     def receive_data(self, data: bytes | None) -> None:
         """Feed bytes read from the peer; ``None`` means the peer closed the stream (EOF)."""
-        if self.state is ConnectionState.CLOSED:
+        if self.state is CLOSED:
             if not data:
                 return
             raise ProtocolError(
                 f"receive_data() got {len(data)} bytes in state CLOSED; "
                 "nothing may be read after the connection is closed"
             )
-        if self.state is ConnectionState.CONNECTING:
+        if self.state is CONNECTING:
             self._receive_handshake_data(data)
             return
         if data is None:
@@ -126,7 +143,7 @@ class Connection:
             try:
                 for frame in self._frame_iterator:
                     self._on_frame(frame)
-                    if self._events or self.state is ConnectionState.CLOSED:
+                    if self._events or self.state is CLOSED:
                         break
                 else:
                     self._frame_iterator = None
@@ -175,7 +192,7 @@ class Connection:
         ``fragment_size`` splits the payload over several frames of at most that many
         characters (text) or bytes (binary), as a peer with small buffers would.
         """
-        if fragment_size is None and self._send_fast and self.state is ConnectionState.OPEN:
+        if fragment_size is None and self._send_fast and self.state is OPEN:
             # The hot path: one whole frame, written here; with no extension that is all
             # wsproto's send_data does, after its type checks and fragment bookkeeping.
             if type(data) is bytes:
@@ -227,7 +244,7 @@ class Connection:
             )
         self._outgoing.append(frames.close(code, reason))
         self._record_close(code, reason)
-        self.state = ConnectionState.CLOSING
+        self.state = CLOSING
 
     # -- subclasses -----------------------------------------------------------------------
 
@@ -246,12 +263,12 @@ class Connection:
         # Fast paths of ours for frames no extension touches; wsproto does all the rest.
         self._parse_fast = self._send_fast = self._fast_path and not frames.extensions
         self._masking = frames.client
-        self.state = ConnectionState.OPEN
+        self.state = OPEN
         if trailing_data:
             frames.receive_bytes(trailing_data)
 
     def _require_open(self, call: str) -> FrameProtocol:
-        if self.state is not ConnectionState.OPEN or self._frames is None:
+        if self.state is not OPEN or self._frames is None:
             raise ProtocolError(f"{call} cannot be called in state {self.state.value}")
         return self._frames
 
@@ -260,21 +277,21 @@ class Connection:
     def _on_frame(self, frame: Frame) -> None:
         assert self._frames is not None
         opcode = frame.opcode
-        if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+        if opcode is _TEXT or opcode is _BINARY:
             self._on_data(frame.payload, frame.message_finished)  # type: ignore[arg-type]
-        elif opcode is Opcode.PING:
+        elif opcode is _PING:
             payload = bytes(frame.payload)  # type: ignore[arg-type]
-            if self.state is ConnectionState.OPEN:
+            if self.state is OPEN:
                 self._outgoing.append(self._frames.pong(payload))
             self._events.append(Ping(payload))
-        elif opcode is Opcode.PONG:
+        elif opcode is _PONG:
             self._events.append(Pong(bytes(frame.payload)))  # type: ignore[arg-type]
-        elif opcode is Opcode.CLOSE:
+        elif opcode is _CLOSE:
             code, reason = cast("tuple[int, str]", frame.payload)
             self._on_close(int(code), reason or "")
 
     def _on_data(self, data: str | bytes | bytearray, finished: bool) -> None:
-        if self.state is ConnectionState.CLOSED:
+        if self.state is CLOSED:
             return
         # In CLOSING (we sent a close frame) the peer may still be sending what it wrote
         # before it saw ours: deliver it rather than lose it.
@@ -300,7 +317,7 @@ class Connection:
     def _on_close(self, code: int, reason: str) -> None:
         assert self._frames is not None
         self._fragments, self._fragments_size = [], 0
-        if self.state is ConnectionState.OPEN:
+        if self.state is OPEN:
             # The peer started the closing handshake: echo its code (RFC 6455 5.5.1);
             # a close without a code (1005) is answered with 1000.
             echo = CloseReason.NORMAL_CLOSURE if code == CloseReason.NO_STATUS_RCVD else code
@@ -311,7 +328,7 @@ class Connection:
     def _fail(self, code: int, reason: str) -> None:
         """Fail the connection (RFC 6455 7.1.7): send a close frame and stop reading."""
         assert self._frames is not None
-        if self.state is ConnectionState.OPEN:
+        if self.state is OPEN:
             reason = _truncate_reason(reason)
             self._outgoing.append(self._frames.close(int(code), reason))
             self._record_close(int(code), reason)
@@ -323,7 +340,7 @@ class Connection:
 
     def _end(self, code: int, reason: str) -> None:
         self._record_close(int(code), reason)
-        self.state = ConnectionState.CLOSED
+        self.state = CLOSED
         self._fragments, self._fragments_size = [], 0
         self._stop_parsing()
         if not self._closed_reported:

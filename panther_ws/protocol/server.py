@@ -18,7 +18,12 @@ from panther_ws.protocol._deflate import BoundedDeflate
 from panther_ws.protocol._fast_handshake import Pairs, accept_response, parse_request
 from panther_ws.protocol._handshake import ServerHandshake
 from panther_ws.protocol._headers import HeadersInput, normalize_headers
-from panther_ws.protocol.connection import DEFAULT_MAX_MESSAGE_SIZE, Connection, ConnectionState
+from panther_ws.protocol.connection import (
+    CLOSED,
+    CONNECTING,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    Connection,
+)
 from panther_ws.protocol.events import Headers, Request
 from panther_ws.protocol.exceptions import ProtocolError
 
@@ -182,11 +187,11 @@ class ServerConnection(Connection):
                 )
         except Exception as exc:  # h11 refuses malformed headers with its own errors
             raise ProtocolError(f"reject() could not build the response: {exc}") from exc
-        self.state = ConnectionState.CLOSED
+        self.state = CLOSED
 
     def _require_request(self, call: str) -> _WsprotoRequest:
-        if self.state is not ConnectionState.CONNECTING or self._request is None:
-            waiting = " (no Request event yet)" if self.state is ConnectionState.CONNECTING else ""
+        if self.state is not CONNECTING or self._request is None:
+            waiting = " (no Request event yet)" if self.state is CONNECTING else ""
             raise ProtocolError(f"{call} cannot be called in state {self.state.value}{waiting}")
         return self._request
 
@@ -206,7 +211,7 @@ class ServerConnection(Connection):
         self._head_bytes += self._head_part_of(data)
         if self._head_bytes > self.max_request_size:
             self._outgoing.append(_TOO_LARGE)
-            self.state = ConnectionState.CLOSED
+            self.state = CLOSED
             raise ProtocolError(
                 f"invalid upgrade request: its head exceeds max_request_size "
                 f"({self.max_request_size} bytes)"
@@ -287,5 +292,5 @@ class ServerConnection(Connection):
             except Exception:  # h11 may already be in its error state
                 response = _BAD_REQUEST
         self._outgoing.append(response)
-        self.state = ConnectionState.CLOSED
+        self.state = CLOSED
         raise ProtocolError(f"invalid upgrade request: {message}") from exc
