@@ -3,10 +3,17 @@ from __future__ import annotations
 import pytest
 
 from panther_ws.protocol import Closed, ConnectionState, Message, Ping, Pong, ProtocolError
+from panther_ws.protocol import connection as connection_module
 from panther_ws.protocol.close_codes import is_sendable_close_code
 from tests.protocol.helpers import close_payload, frame, open_pair, pump
 
 SIZES = [0, 125, 126, 65535, 65536, 1 << 20]
+
+
+def test_the_module_names_of_the_states_are_the_enum_members() -> None:
+    # The core compares states with these names; a state added to the enum needs one too.
+    for state in ConnectionState:
+        assert getattr(connection_module, state.name) is state
 
 
 @pytest.mark.parametrize("size", SIZES)
