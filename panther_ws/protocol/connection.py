@@ -45,14 +45,13 @@ CONNECTING = ConnectionState.CONNECTING
 OPEN = ConnectionState.OPEN
 CLOSING = ConnectionState.CLOSING
 CLOSED = ConnectionState.CLOSED
-# wsproto's opcodes, for the same reason: the frames wsproto parses are told apart by them.
-_TEXT, _BINARY, _PING, _PONG, _CLOSE = (
-    Opcode.TEXT,
-    Opcode.BINARY,
-    Opcode.PING,
-    Opcode.PONG,
-    Opcode.CLOSE,
-)
+
+# wsproto's opcodes, for the same reason: every frame wsproto parses is told apart by them.
+_TEXT = Opcode.TEXT
+_BINARY = Opcode.BINARY
+_PING = Opcode.PING
+_PONG = Opcode.PONG
+_CLOSE = Opcode.CLOSE
 
 
 class Connection:
